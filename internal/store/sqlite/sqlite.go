@@ -1,0 +1,353 @@
+// Package sqlite is parley's embedded store: one SQLite file, nothing to install.
+//
+// Every write goes through one goroutine, the writer, which takes whatever Updates are waiting,
+// runs each in its own savepoint of one transaction and commits them together (group commit):
+// one fsync covers many requests, which is what lets a single file keep up with a busy API while
+// every accepted request is durable before it is answered. Reads run on a pool of read-only
+// connections and never wait for the writer (WAL mode).
+//
+// It must never let two writers run at once inside one process.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/store/sqltx"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns this dialect's migrations.
+func Migrations() ([]sqltx.Migration, error) {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return sqltx.LoadMigrations(sub)
+}
+
+var dialect = &sqltx.Dialect{
+	Name: "sqlite",
+	UniqueViolation: func(err error) bool {
+		e, ok := errors.AsType[sqlite3.Error](err)
+		return ok && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+	},
+}
+
+// The pragmas every connection gets. Each is a decision:
+var pragmas = []string{
+	// Readers see a snapshot and never block the writer, nor it them.
+	"PRAGMA journal_mode = WAL",
+	// Every commit is fsynced before Update returns, so an accepted request survives a power
+	// cut, not only a killed process. Group commit makes this cheap (measured: ~0.1 ms/fsync).
+	"PRAGMA synchronous = FULL",
+	// Another process (the CLI) holding the write lock makes us wait, not fail.
+	"PRAGMA busy_timeout = 5000",
+	// The schema's REFERENCES are rules, not comments.
+	"PRAGMA foreign_keys = ON",
+	// Checkpoint the WAL every ~40 MB instead of every 4 MB: measured 50% more insert
+	// throughput, at the price of a larger -wal file between checkpoints.
+	"PRAGMA wal_autocheckpoint = 10000",
+	"PRAGMA temp_store = MEMORY",
+}
+
+const driverName = "parley-sqlite3"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			for _, p := range pragmas {
+				if _, err := c.Exec(p, nil); err != nil {
+					return fmt.Errorf("%s: %w", p, err)
+				}
+			}
+			return nil
+		},
+	})
+}
+
+// maxBatch bounds how many Updates one commit takes, so the first caller of a batch does not
+// wait behind an unbounded queue.
+const maxBatch = 256
+
+// Store is a SQLite store.Store.
+type Store struct {
+	wdb, rdb *sql.DB
+
+	mu       sync.RWMutex // guards closed and sends on ops
+	closed   bool
+	ops      chan *op
+	done     chan struct{}
+	watchers []func(*store.Change)
+}
+
+type op struct {
+	ctx  context.Context
+	fn   func(store.Tx) error
+	errc chan error
+}
+
+// Open opens (creating if needed) the SQLite database at path and starts its writer. It does not
+// migrate: call Migrate, or CheckSchema to refuse a schema this binary does not know.
+func Open(path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
+	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way
+	// because another process started writing.
+	wdb, err := sql.Open(driverName, dsn+"?_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	// One connection: SQLite allows one writer, and keeping it in one goroutine means no
+	// SQLITE_BUSY inside the process.
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	rdb, err := sql.Open(driverName, dsn+"?_query_only=true")
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	rdb.SetConnMaxLifetime(0)
+	s := &Store{
+		wdb: wdb, rdb: rdb,
+		ops:  make(chan *op, 4*maxBatch),
+		done: make(chan struct{}),
+	}
+	// Create the file (and the WAL) through the writer before any reader opens it.
+	if err := wdb.Ping(); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+// PathFromURL turns sqlite://./parley.db, sqlite:///var/lib/parley.db or sqlite:parley.db into
+// a file path.
+func PathFromURL(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, "sqlite:")
+	if !ok {
+		return "", false
+	}
+	rest = strings.TrimPrefix(rest, "//")
+	return rest, rest != ""
+}
+
+// Migrate brings the schema up to date.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := Migrations()
+	if err != nil {
+		return err
+	}
+	// The writer connection is the only one allowed to write; BEGIN IMMEDIATE also keeps a
+	// second process's migrator out.
+	return sqltx.Migrate(ctx, s.wdb, dialect, ms, nil)
+}
+
+// CheckSchema refuses a schema this binary does not know.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	ms, err := Migrations()
+	if err != nil {
+		return err
+	}
+	return sqltx.CheckSchema(ctx, s.rdb, ms)
+}
+
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errors.New("sqlite: store is closed")
+	}
+	s.ops <- o
+	s.mu.RUnlock()
+	// Wait for the commit even if ctx ends: the op may already be in a transaction, and the
+	// caller must learn whether it committed.
+	return <-o.errc
+}
+
+func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite: begin read: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(sqltx.New(ctx, tx, dialect, nil))
+}
+
+func (s *Store) Watch(fn func(*store.Change)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchers = append(s.watchers, fn)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	return s.View(ctx, func(tx store.ReadTx) error {
+		_, err := tx.Integrations()
+		return err
+	})
+}
+
+// Close waits for the writer to commit what it was given, then closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// writer commits batches of Updates until the store is closed.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, maxBatch)
+	for o := range s.ops {
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction, each op in its own savepoint so one op's failure
+// undoes only that op, and answers every op once the commit is durable.
+func (s *Store) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	change, err := s.runBatch(batch, errs)
+	for i, o := range batch {
+		if err != nil && errs[i] == nil {
+			errs[i] = err // the transaction failed: nothing of the batch committed
+		}
+		o.errc <- errs[i]
+	}
+	if err != nil || change == nil || (len(change.Events) == 0 && len(change.Jobs) == 0 && len(change.Conversations) == 0) {
+		return
+	}
+	s.mu.RLock()
+	watchers := s.watchers
+	s.mu.RUnlock()
+	for _, w := range watchers {
+		w(change)
+	}
+}
+
+func (s *Store) runBatch(batch []*op, errs []error) (*store.Change, error) {
+	ctx := context.Background() // callers' contexts must not abort a transaction others share
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
+	}
+	t := sqltx.New(ctx, tx, dialect, batchStatements(ctx, tx))
+	single := len(batch) == 1
+	ok := 0
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		mark := t.Mark()
+		if !single {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+				tx.Rollback()
+				return nil, fmt.Errorf("sqlite: savepoint: %w", err)
+			}
+		}
+		errs[i] = run(o.fn, t)
+		if errs[i] != nil {
+			t.Rewind(mark)
+			if single {
+				tx.Rollback()
+				return nil, nil
+			}
+			// If SQLite already rolled the whole transaction back (a full disk, say), this
+			// fails and the batch fails with it.
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op; RELEASE op"); err != nil {
+				tx.Rollback()
+				return nil, fmt.Errorf("sqlite: rollback to savepoint: %w", err)
+			}
+			continue
+		}
+		if !single {
+			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+				tx.Rollback()
+				return nil, fmt.Errorf("sqlite: release savepoint: %w", err)
+			}
+		}
+		ok++
+	}
+	if ok == 0 {
+		tx.Rollback()
+		return nil, nil
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return t.Change(), nil
+}
+
+// run calls fn, turning a panic into an error so one bad request cannot stop the writer.
+func run(fn func(store.Tx) error, t *sqltx.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlite: panic in transaction: %v", r)
+		}
+	}()
+	return fn(t)
+}
+
+// batchStatements prepares each query once per batch transaction. (A statement prepared on the
+// database would need a free connection to prepare on, and the writer's only connection is busy
+// with the transaction.)
+func batchStatements(ctx context.Context, tx *sql.Tx) sqltx.Preparer {
+	stmts := map[string]*sql.Stmt{}
+	return func(q string) (*sql.Stmt, error) {
+		if st, ok := stmts[q]; ok {
+			return st, nil
+		}
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		stmts[q] = st // closed by database/sql when the transaction ends
+		return st, nil
+	}
+}

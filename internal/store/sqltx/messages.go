@@ -1,0 +1,124 @@
+package sqltx
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/parleyhq/parley"
+)
+
+const messageColumns = `seq, id, session_id, conversation_id, author, agent, text, attachments, responses,
+	created_at, delivered_at, read_at`
+
+func (t *Tx) InsertMessage(m *parley.Message) error {
+	var agent, attachments []byte
+	var err error
+	if m.Agent != nil {
+		if agent, err = json.Marshal(m.Agent); err != nil {
+			return fmt.Errorf("store: encoding agent: %w", err)
+		}
+	}
+	if len(m.Attachments) > 0 {
+		if attachments, err = json.Marshal(m.Attachments); err != nil {
+			return fmt.Errorf("store: encoding attachments: %w", err)
+		}
+	}
+	err = t.queryRow(`INSERT INTO messages (id, session_id, conversation_id, author, agent, text, attachments,
+		responses, created_at, delivered_at, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		m.ID, m.SessionID, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
+		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt)).Scan(&m.Seq)
+	if err == nil {
+		t.touch(m.SessionID, m.ConversationID)
+	}
+	return t.wrap("insert message", err, "message")
+}
+
+func (t *Tx) Messages(sessionID string, afterSeq int64, limit int) ([]*parley.Message, error) {
+	rows, err := t.query(`SELECT `+messageColumns+` FROM messages WHERE session_id = ? AND seq > ?
+		ORDER BY seq LIMIT ?`, sessionID, afterSeq, limit)
+	if err != nil {
+		return nil, t.wrap("list messages", err, "message")
+	}
+	return collect(rows, scanMessage, t, "list messages")
+}
+
+func (t *Tx) Message(sessionID, messageID string) (*parley.Message, error) {
+	m, err := scanMessage(t.queryRow(`SELECT `+messageColumns+` FROM messages WHERE id = ? AND session_id = ?`,
+		messageID, sessionID))
+	return m, t.wrap("read message", err, "message")
+}
+
+func scanMessage(r scanner) (*parley.Message, error) {
+	var m parley.Message
+	var agent, attachments, responses string
+	var created, delivered, read int64
+	err := r.Scan(&m.Seq, &m.ID, &m.SessionID, &m.ConversationID, &m.Author, &agent, &m.Text,
+		&attachments, &responses, &created, &delivered, &read)
+	if err != nil {
+		return nil, err
+	}
+	if agent != "" {
+		m.Agent = new(parley.AgentRef)
+		if err := json.Unmarshal([]byte(agent), m.Agent); err != nil {
+			return nil, fmt.Errorf("decoding agent of message %s: %w", m.ID, err)
+		}
+	}
+	if attachments != "" {
+		if err := json.Unmarshal([]byte(attachments), &m.Attachments); err != nil {
+			return nil, fmt.Errorf("decoding attachments of message %s: %w", m.ID, err)
+		}
+	}
+	if responses != "" {
+		m.Responses = json.RawMessage(responses)
+	}
+	m.CreatedAt, m.DeliveredAt, m.ReadAt = fromMS(created), fromMS(delivered), fromMS(read)
+	return &m, nil
+}
+
+func (t *Tx) MarkMessages(sessionID, kind string, authors []string, ids []string, until, at time.Time) ([]string, error) {
+	if len(authors) == 0 || (len(ids) == 0 && until.IsZero()) {
+		return nil, nil
+	}
+	var q string
+	args := []any{ms(at)}
+	switch kind {
+	case parley.ReceiptRead:
+		q = `UPDATE messages SET read_at = ?, delivered_at = CASE WHEN delivered_at = 0 THEN ? ELSE delivered_at END
+			WHERE read_at = 0`
+		args = append(args, ms(at))
+	case parley.ReceiptDelivered:
+		q = `UPDATE messages SET delivered_at = ? WHERE delivered_at = 0`
+	default:
+		return nil, fmt.Errorf("store: unknown receipt kind %q", kind)
+	}
+	q += ` AND session_id = ? AND author IN (` + in(len(authors)) + `) AND (id IN (` + in(len(ids)) + `)`
+	args = append(args, sessionID)
+	for _, a := range authors {
+		args = append(args, a)
+	}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if !until.IsZero() {
+		q += ` OR created_at <= ?`
+		args = append(args, ms(until))
+	}
+	q += `) RETURNING id, conversation_id`
+	// Not prepared: the statement's shape depends on how many IDs there are.
+	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
+	if err != nil {
+		return nil, t.wrap("mark messages", err, "message")
+	}
+	defer rows.Close()
+	var changed []string
+	for rows.Next() {
+		var id, conv string
+		if err := rows.Scan(&id, &conv); err != nil {
+			return nil, t.wrap("mark messages", err, "message")
+		}
+		changed = append(changed, id)
+		t.touch(sessionID, conv)
+	}
+	return changed, t.wrap("mark messages", rows.Err(), "message")
+}

@@ -1,0 +1,214 @@
+package sqltx
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/store"
+)
+
+const eventColumns = `seq, id, integration_id, session_id, session_seq, partition, event_type, body, state,
+	attempts, next_attempt_at, last_error, attempt_log, created_at, finished_at`
+
+func (t *Tx) InsertEvent(e *parley.Event) error {
+	err := t.queryRow(`INSERT INTO outbox (id, integration_id, session_id, session_seq, partition, event_type,
+		body, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		e.ID, e.IntegrationID, e.SessionID, e.SessionSeq, e.Partition, e.Type, e.Body, e.State, e.Attempts,
+		ms(e.NextAttemptAt), ms(e.CreatedAt)).Scan(&e.Seq)
+	if err != nil {
+		return t.wrap("insert event", err, "event")
+	}
+	t.change.Events = append(t.change.Events, e)
+	return nil
+}
+
+func (t *Tx) RecordAttempt(e *parley.Event) error {
+	log, err := json.Marshal(e.AttemptLog)
+	if err != nil {
+		return fmt.Errorf("store: encoding attempt log: %w", err)
+	}
+	res, err := t.exec(`UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
+		finished_at = ?, attempt_log = ? WHERE id = ?`,
+		e.State, e.Attempts, ms(e.NextAttemptAt), e.LastError, ms(e.FinishedAt), string(log), e.ID)
+	if err != nil {
+		return t.wrap("record attempt", err, "event")
+	}
+	return t.affected(res, "event")
+}
+
+func (t *Tx) ReplayEvents(integrationID, eventID string, now time.Time) ([]*parley.Event, error) {
+	q := `UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = 0
+		WHERE integration_id = ? AND state = 'failed'`
+	args := []any{ms(now), integrationID}
+	if eventID != "" {
+		q += ` AND id = ?`
+		args = append(args, eventID)
+	}
+	rows, err := t.query(q+` RETURNING `+eventColumns, args...)
+	if err != nil {
+		return nil, t.wrap("replay events", err, "event")
+	}
+	events, err := collect(rows, scanEvent, t, "replay events")
+	slices.SortFunc(events, func(a, b *parley.Event) int { return int(a.Seq - b.Seq) })
+	return events, err
+}
+
+func (t *Tx) DeleteDeliveredEvents(before time.Time, limit int) (int, error) {
+	res, err := t.exec(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
+		WHERE state = 'delivered' AND finished_at < ? ORDER BY seq LIMIT ?)`, ms(before), limit)
+	if err != nil {
+		return 0, t.wrap("delete delivered events", err, "event")
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (t *Tx) Events(f store.EventFilter) ([]*parley.Event, error) {
+	q := `SELECT ` + eventColumns + ` FROM outbox WHERE 1 = 1`
+	var args []any
+	if f.IntegrationID != "" {
+		q += ` AND integration_id = ?`
+		args = append(args, f.IntegrationID)
+	}
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, f.State)
+	}
+	if f.EventID != "" {
+		q += ` AND id = ?`
+		args = append(args, f.EventID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
+	if err != nil {
+		return nil, t.wrap("list events", err, "event")
+	}
+	return collect(rows, scanEvent, t, "list events")
+}
+
+func (t *Tx) PendingEvents(sessionID string) ([]*parley.Event, error) {
+	rows, err := t.query(`SELECT `+eventColumns+` FROM outbox WHERE session_id = ? AND state = 'pending'
+		ORDER BY session_seq`, sessionID)
+	if err != nil {
+		return nil, t.wrap("pending events", err, "event")
+	}
+	return collect(rows, scanEvent, t, "pending events")
+}
+
+func (t *Tx) PendingEventSessions(partitions []int, limit int) ([]string, error) {
+	return t.pendingSessions("outbox", `state = 'pending' AND `, partitions, limit)
+}
+
+func (t *Tx) pendingSessions(table, cond string, partitions []int, limit int) ([]string, error) {
+	if len(partitions) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(partitions)+1)
+	for _, p := range partitions {
+		args = append(args, p)
+	}
+	args = append(args, limit)
+	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(`SELECT DISTINCT session_id FROM `+table+` WHERE `+cond+
+		`partition IN (`+in(len(partitions))+`) LIMIT ?`), args...)
+	if err != nil {
+		return nil, t.wrap("pending sessions", err, "session")
+	}
+	return collect(rows, scanString, t, "pending sessions")
+}
+
+func scanEvent(r scanner) (*parley.Event, error) {
+	var e parley.Event
+	var log string
+	var next, created, finished int64
+	err := r.Scan(&e.Seq, &e.ID, &e.IntegrationID, &e.SessionID, &e.SessionSeq, &e.Partition, &e.Type, &e.Body,
+		&e.State, &e.Attempts, &next, &e.LastError, &log, &created, &finished)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(log), &e.AttemptLog); err != nil {
+		return nil, fmt.Errorf("decoding attempt log of event %s: %w", e.ID, err)
+	}
+	e.NextAttemptAt, e.CreatedAt, e.FinishedAt = fromMS(next), fromMS(created), fromMS(finished)
+	return &e, nil
+}
+
+func (t *Tx) InsertJob(j *parley.BrainJob) error {
+	err := t.queryRow(`INSERT INTO brain_jobs (integration_id, session_id, session_seq, partition, conversation_id,
+		message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		j.IntegrationID, j.SessionID, j.SessionSeq, j.Partition, j.ConversationID, j.MessageID, ms(j.CreatedAt)).Scan(&j.Seq)
+	if err != nil {
+		return t.wrap("insert brain job", err, "brain job")
+	}
+	t.change.Jobs = append(t.change.Jobs, j)
+	return nil
+}
+
+func (t *Tx) DeleteJob(seq int64) error {
+	res, err := t.exec(`DELETE FROM brain_jobs WHERE seq = ?`, seq)
+	if err != nil {
+		return t.wrap("delete brain job", err, "brain job")
+	}
+	return t.affected(res, "brain job")
+}
+
+func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
+	rows, err := t.query(`SELECT seq, integration_id, session_id, session_seq, partition, conversation_id,
+		message_id, created_at FROM brain_jobs WHERE session_id = ? ORDER BY session_seq`, sessionID)
+	if err != nil {
+		return nil, t.wrap("pending brain jobs", err, "brain job")
+	}
+	return collect(rows, func(r scanner) (*parley.BrainJob, error) {
+		var j parley.BrainJob
+		var created int64
+		err := r.Scan(&j.Seq, &j.IntegrationID, &j.SessionID, &j.SessionSeq, &j.Partition, &j.ConversationID,
+			&j.MessageID, &created)
+		j.CreatedAt = fromMS(created)
+		return &j, err
+	}, t, "pending brain jobs")
+}
+
+func (t *Tx) PendingJobSessions(partitions []int, limit int) ([]string, error) {
+	return t.pendingSessions("brain_jobs", "", partitions, limit)
+}
+
+func (t *Tx) IdempotentResponse(integrationID, key string, since time.Time) (int, []byte, error) {
+	var status int
+	var body []byte
+	err := t.queryRow(`SELECT status, response FROM idempotency_keys WHERE integration_id = ? AND idem_key = ?
+		AND created_at >= ?`, integrationID, key, ms(since)).Scan(&status, &body)
+	return status, body, t.wrap("read idempotent response", err, "idempotency key")
+}
+
+func (t *Tx) SaveIdempotentResponse(integrationID, key string, status int, body []byte, at, since time.Time) error {
+	// A row from before the window is replaced; a row inside it is a conflict (a concurrent
+	// request with the same key won).
+	res, err := t.exec(`INSERT INTO idempotency_keys (integration_id, idem_key, status, response, created_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (integration_id, idem_key) DO UPDATE SET status = excluded.status,
+		response = excluded.response, created_at = excluded.created_at WHERE idempotency_keys.created_at < ?`,
+		integrationID, key, status, body, ms(at), ms(since))
+	if err != nil {
+		return t.wrap("save idempotent response", err, "idempotency key")
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return parley.Errorf(parley.EConflict, "idempotency key already used")
+	}
+	return nil
+}
+
+func (t *Tx) DeleteIdempotentResponses(before time.Time, limit int) (int, error) {
+	res, err := t.exec(`DELETE FROM idempotency_keys WHERE created_at < ? AND (integration_id, idem_key) IN
+		(SELECT integration_id, idem_key FROM idempotency_keys WHERE created_at < ? LIMIT ?)`, ms(before), ms(before), limit)
+	if err != nil {
+		return 0, t.wrap("delete idempotent responses", err, "idempotency key")
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

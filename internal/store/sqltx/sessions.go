@@ -1,0 +1,133 @@
+package sqltx
+
+import (
+	"time"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/store"
+)
+
+const sessionSelect = `SELECT s.id, s.integration_id, s.external_session_id, s.status, s.context,
+	s.conversation_id, s.partition, s.event_seq, s.job_seq, s.created_at, s.last_activity_at,
+	s.expires_at, s.ended_at,
+	c.status, c.handled_by, c.assignee_id, c.created_at, c.updated_at, c.resolved_at
+	FROM sessions s JOIN conversations c ON c.id = s.conversation_id WHERE s.id = ?`
+
+func (t *Tx) Session(id string) (*parley.Session, error) {
+	s, err := scanSession(t.queryRow(sessionSelect, id))
+	return s, t.wrap("read session", err, "session")
+}
+
+func (t *Tx) LockSession(id string) (*parley.Session, error) {
+	q := sessionSelect
+	if t.d.ForUpdate != "" {
+		q += t.d.ForUpdate + " OF s"
+	}
+	s, err := scanSession(t.queryRow(q, id))
+	return s, t.wrap("lock session", err, "session")
+}
+
+func scanSession(r scanner) (*parley.Session, error) {
+	var s parley.Session
+	var c parley.Conversation
+	var context string
+	var created, activity, expires, ended, cCreated, cUpdated, cResolved int64
+	err := r.Scan(&s.ID, &s.IntegrationID, &s.ExternalSessionID, &s.Status, &context,
+		&s.ConversationID, &s.Partition, &s.EventSeq, &s.JobSeq, &created, &activity, &expires, &ended,
+		&c.Status, &c.HandledBy, &c.AssigneeID, &cCreated, &cUpdated, &cResolved)
+	if err != nil {
+		return nil, err
+	}
+	s.Context = []byte(context)
+	s.CreatedAt, s.LastActivityAt, s.ExpiresAt, s.EndedAt = fromMS(created), fromMS(activity), fromMS(expires), fromMS(ended)
+	c.ID, c.SessionID, c.IntegrationID = s.ConversationID, s.ID, s.IntegrationID
+	c.CreatedAt, c.UpdatedAt, c.ResolvedAt = fromMS(cCreated), fromMS(cUpdated), fromMS(cResolved)
+	s.Conversation = &c
+	return &s, nil
+}
+
+func (t *Tx) CreateSession(s *parley.Session) error {
+	_, err := t.exec(`INSERT INTO sessions (id, integration_id, external_session_id, status, context,
+		conversation_id, partition, event_seq, job_seq, created_at, last_activity_at, expires_at, ended_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.IntegrationID, s.ExternalSessionID, s.Status, string(s.Context), s.ConversationID,
+		s.Partition, s.EventSeq, s.JobSeq, ms(s.CreatedAt), ms(s.LastActivityAt), ms(s.ExpiresAt), ms(s.EndedAt))
+	return t.wrap("create session", err, "session")
+}
+
+func (t *Tx) UpdateSession(s *parley.Session) error {
+	res, err := t.exec(`UPDATE sessions SET status = ?, conversation_id = ?, event_seq = ?, job_seq = ?,
+		last_activity_at = ?, expires_at = ?, ended_at = ? WHERE id = ?`,
+		s.Status, s.ConversationID, s.EventSeq, s.JobSeq, ms(s.LastActivityAt), ms(s.ExpiresAt), ms(s.EndedAt), s.ID)
+	if err != nil {
+		return t.wrap("update session", err, "session")
+	}
+	return t.affected(res, "session")
+}
+
+func (t *Tx) SetSessionContext(sessionID string, context []byte) error {
+	res, err := t.exec(`UPDATE sessions SET context = ? WHERE id = ?`, string(context), sessionID)
+	if err != nil {
+		return t.wrap("set session context", err, "session")
+	}
+	return t.affected(res, "session")
+}
+
+func (t *Tx) ExpiringSessions(now time.Time, limit int) ([]string, error) {
+	rows, err := t.query(`SELECT id FROM sessions WHERE status = 'active' AND expires_at <= ?
+		ORDER BY expires_at LIMIT ?`+t.d.ForUpdate+t.d.SkipLocked, ms(now), limit)
+	if err != nil {
+		return nil, t.wrap("expiring sessions", err, "session")
+	}
+	return collect(rows, scanString, t, "expiring sessions")
+}
+
+func scanString(r scanner) (string, error) {
+	var s string
+	err := r.Scan(&s)
+	return s, err
+}
+
+const conversationColumns = `id, session_id, integration_id, status, handled_by, assignee_id, created_at, updated_at, resolved_at`
+
+func (t *Tx) Conversation(id string) (*parley.Conversation, error) {
+	c, err := scanConversation(t.queryRow(`SELECT `+conversationColumns+` FROM conversations WHERE id = ?`, id))
+	return c, t.wrap("read conversation", err, "conversation")
+}
+
+func scanConversation(r scanner) (*parley.Conversation, error) {
+	var c parley.Conversation
+	var created, updated, resolved int64
+	err := r.Scan(&c.ID, &c.SessionID, &c.IntegrationID, &c.Status, &c.HandledBy, &c.AssigneeID, &created, &updated, &resolved)
+	c.CreatedAt, c.UpdatedAt, c.ResolvedAt = fromMS(created), fromMS(updated), fromMS(resolved)
+	return &c, err
+}
+
+func (t *Tx) CreateConversation(c *parley.Conversation) error {
+	_, err := t.exec(`INSERT INTO conversations (`+conversationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.SessionID, c.IntegrationID, c.Status, c.HandledBy, c.AssigneeID, ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.ResolvedAt))
+	if err == nil {
+		t.touch(c.SessionID, c.ID)
+	}
+	return t.wrap("create conversation", err, "conversation")
+}
+
+func (t *Tx) UpdateConversation(c *parley.Conversation) error {
+	res, err := t.exec(`UPDATE conversations SET status = ?, handled_by = ?, assignee_id = ?, updated_at = ?,
+		resolved_at = ? WHERE id = ?`, c.Status, c.HandledBy, c.AssigneeID, ms(c.UpdatedAt), ms(c.ResolvedAt), c.ID)
+	if err != nil {
+		return t.wrap("update conversation", err, "conversation")
+	}
+	t.touch(c.SessionID, c.ID)
+	return t.affected(res, "conversation")
+}
+
+// touch records that a conversation's visible state changed, once per transaction.
+func (t *Tx) touch(sessionID, conversationID string) {
+	for _, r := range t.change.Conversations {
+		if r.SessionID == sessionID && r.ConversationID == conversationID {
+			return
+		}
+	}
+	t.change.Conversations = append(t.change.Conversations, store.ConversationRef{SessionID: sessionID, ConversationID: conversationID})
+}

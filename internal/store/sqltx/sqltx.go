@@ -1,0 +1,171 @@
+// Package sqltx implements store.Tx once, in SQL both SQLite and PostgreSQL understand. The
+// sibling packages store/sqlite and store/postgres own connections, transactions, migrations and
+// notifications; they hand this package an open *sql.Tx and a Dialect for the little that
+// differs (placeholders, row locks, error codes).
+//
+// Queries are written with '?' placeholders. It must never start, commit or roll back a
+// transaction itself.
+package sqltx
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/store"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	Name string
+	// Numbered rewrites '?' placeholders to $1, $2, ... (PostgreSQL).
+	Numbered bool
+	// ForUpdate locks the rows a SELECT returns until the transaction ends; SkipLocked also
+	// passes over rows another transaction holds. Empty where a single writer makes locks moot.
+	ForUpdate  string
+	SkipLocked string
+	// UniqueViolation reports whether err is a unique-constraint violation.
+	UniqueViolation func(error) bool
+
+	rebound sync.Map // query -> rewritten query
+}
+
+// rebind returns q with the dialect's placeholders.
+func (d *Dialect) rebind(q string) string {
+	if !d.Numbered {
+		return q
+	}
+	if r, ok := d.rebound.Load(q); ok {
+		return r.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	r := b.String()
+	d.rebound.Store(q, r)
+	return r
+}
+
+// Preparer returns a prepared statement for a query, bound to the transaction. The SQLite writer
+// supplies one so hot statements are compiled once per connection, not once per call.
+type Preparer func(query string) (*sql.Stmt, error)
+
+// Tx is a store.Tx over one database transaction.
+type Tx struct {
+	ctx     context.Context
+	tx      *sql.Tx
+	d       *Dialect
+	prepare Preparer
+	change  store.Change
+}
+
+// New returns a Tx working in tx. prepare may be nil.
+func New(ctx context.Context, tx *sql.Tx, d *Dialect, prepare Preparer) *Tx {
+	return &Tx{ctx: ctx, tx: tx, d: d, prepare: prepare}
+}
+
+// Change returns what the transaction has added so far.
+func (t *Tx) Change() *store.Change { return &t.change }
+
+// Mark is a position in the transaction's change record.
+type Mark struct{ events, jobs, convs int }
+
+// Mark returns the current position, to Rewind to when a savepoint is rolled back.
+func (t *Tx) Mark() Mark {
+	return Mark{len(t.change.Events), len(t.change.Jobs), len(t.change.Conversations)}
+}
+
+// Rewind forgets the changes recorded after m.
+func (t *Tx) Rewind(m Mark) {
+	t.change.Events = t.change.Events[:m.events]
+	t.change.Jobs = t.change.Jobs[:m.jobs]
+	t.change.Conversations = t.change.Conversations[:m.convs]
+}
+
+// SetContext makes later statements run under ctx (the SQLite writer runs many callers' work in
+// one transaction, each under its own context).
+func (t *Tx) SetContext(ctx context.Context) { t.ctx = ctx }
+
+func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if t.prepare != nil {
+		st, err := t.prepare(q)
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(t.ctx, args...)
+	}
+	return t.tx.ExecContext(t.ctx, t.d.rebind(q), args...)
+}
+
+func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	if t.prepare != nil {
+		st, err := t.prepare(q)
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryContext(t.ctx, args...)
+	}
+	return t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
+}
+
+func (t *Tx) queryRow(q string, args ...any) *sql.Row {
+	if t.prepare != nil {
+		st, err := t.prepare(q)
+		if err != nil {
+			// Preparing the same text succeeded before or will fail again in QueryRowContext,
+			// which reports it through Scan.
+			return t.tx.QueryRowContext(t.ctx, q, args...)
+		}
+		return st.QueryRowContext(t.ctx, args...)
+	}
+	return t.tx.QueryRowContext(t.ctx, t.d.rebind(q), args...)
+}
+
+// wrap names the failed operation and translates the database's errors into the domain's.
+func (t *Tx) wrap(op string, err error, notFound string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return parley.Errorf(parley.ENotFound, "%s not found", notFound)
+	case t.d.UniqueViolation != nil && t.d.UniqueViolation(err):
+		return parley.Errorf(parley.EConflict, "%s already exists", notFound)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// in returns "?, ?, ?" for n placeholders.
+func in(n int) string {
+	if n == 0 {
+		return "NULL" // IN (NULL) matches nothing, and is valid SQL
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}

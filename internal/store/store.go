@@ -1,0 +1,147 @@
+// Package store is the contract between parley's domain and its databases. Two sibling packages
+// implement it, store/sqlite and store/postgres, and one test suite (store/storetest) holds both
+// to it.
+//
+// A Store never decides anything about sessions or conversations: the lifecycle rules live in
+// package chat, which reads and writes through a Tx. A Store must never return (nil, nil) for a
+// missing row: it returns a *parley.Error with code parley.ENotFound.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/parleyhq/parley"
+)
+
+// Store opens transactions and tells watchers what each commit changed.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits when fn returns nil; an error from
+	// fn rolls back everything fn did and is returned as is. Update returns only once the
+	// commit is durable. fn must do nothing but work through the Tx (no network, no sleeping):
+	// on SQLite many Updates are committed together by one writer, and a slow fn holds all.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// View runs fn in a read-only transaction that sees one consistent snapshot.
+	View(ctx context.Context, fn func(ReadTx) error) error
+
+	// Watch registers fn to be called after every commit with what it changed, including
+	// commits of other processes sharing the database, when the store can see them. fn runs on
+	// the committing goroutine and must not block.
+	Watch(fn func(*Change))
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Change is what one commit added: the outbox events and brain jobs to act on, and the
+// conversations whose visible state changed (for the console's live updates).
+type Change struct {
+	Events        []*parley.Event
+	Jobs          []*parley.BrainJob
+	Conversations []ConversationRef
+	// Remote is set when the change was committed by another process. Its Events and Jobs then
+	// carry only their partition, session and SessionSeq: the receiver reads the rest.
+	Remote bool
+	// Rescan is set when changes of other processes may have been missed (the connection that
+	// hears of them was lost): whoever keeps state from changes should read the tables again.
+	Rescan bool
+}
+
+// ConversationRef names a conversation whose state or messages changed.
+type ConversationRef struct {
+	SessionID      string
+	ConversationID string
+}
+
+// ReadTx reads. Every method returns a *parley.Error with code ENotFound for a missing row.
+type ReadTx interface {
+	Integration(id string) (*parley.Integration, error)
+	Integrations() ([]*parley.Integration, error)
+	APIKeys(integrationID string) ([]*parley.APIKey, error)
+
+	// Session returns a session with its current conversation.
+	Session(id string) (*parley.Session, error)
+	Conversation(id string) (*parley.Conversation, error)
+
+	// Messages returns up to limit messages of a session with Seq > afterSeq, oldest first.
+	Messages(sessionID string, afterSeq int64, limit int) ([]*parley.Message, error)
+	// Message returns one message of a session.
+	Message(sessionID, messageID string) (*parley.Message, error)
+
+	// IdempotentResponse returns the response stored for an Idempotency-Key used by the
+	// integration at or after since.
+	IdempotentResponse(integrationID, key string, since time.Time) (status int, body []byte, err error)
+
+	// Events lists outbox events, newest first, for operators.
+	Events(f EventFilter) ([]*parley.Event, error)
+	// PendingEvents returns the pending events of a session in SessionSeq order.
+	PendingEvents(sessionID string) ([]*parley.Event, error)
+	// PendingEventSessions returns sessions of the given partitions that have pending events.
+	PendingEventSessions(partitions []int, limit int) ([]string, error)
+
+	// PendingJobs returns the brain jobs of a session in SessionSeq order.
+	PendingJobs(sessionID string) ([]*parley.BrainJob, error)
+	// PendingJobSessions returns sessions of the given partitions that have brain jobs.
+	PendingJobSessions(partitions []int, limit int) ([]string, error)
+}
+
+// EventFilter selects outbox events. Zero fields select all.
+type EventFilter struct {
+	IntegrationID string
+	State         string
+	EventID       string
+	Limit         int
+}
+
+// Tx reads and writes. Writes that break a unique rule return a *parley.Error with code
+// EConflict.
+type Tx interface {
+	ReadTx
+
+	CreateIntegration(in *parley.Integration) error
+	UpdateIntegration(in *parley.Integration) error
+	CreateAPIKey(k *parley.APIKey) error
+
+	// LockSession returns a session with its current conversation and holds it against
+	// concurrent changes until the transaction ends. Every change to a session or its
+	// conversations starts here, which is what serializes them across processes.
+	LockSession(id string) (*parley.Session, error)
+	CreateSession(s *parley.Session) error
+	// UpdateSession writes a session's state; its context is written by SetSessionContext.
+	UpdateSession(s *parley.Session) error
+	SetSessionContext(sessionID string, context []byte) error
+	// ExpiringSessions returns up to limit active sessions whose deadline is at or before now,
+	// earliest first, skipping sessions another transaction holds.
+	ExpiringSessions(now time.Time, limit int) ([]string, error)
+
+	CreateConversation(c *parley.Conversation) error
+	UpdateConversation(c *parley.Conversation) error
+
+	// InsertMessage stores a message and sets its Seq.
+	InsertMessage(m *parley.Message) error
+	// MarkMessages records a receipt (parley.ReceiptRead or ReceiptDelivered) at `at` on the
+	// messages of a session by the given authors that have none yet: those named by ids, and
+	// all created at or before until when until is not zero. Read implies delivered. It
+	// returns the IDs of the messages it changed.
+	MarkMessages(sessionID, kind string, authors []string, ids []string, until, at time.Time) ([]string, error)
+
+	// InsertEvent stores an outbox event and sets its Seq.
+	InsertEvent(e *parley.Event) error
+	// RecordAttempt stores the outcome of a delivery attempt: the event's State, Attempts,
+	// NextAttemptAt, LastError, FinishedAt and AttemptLog (to which the caller has appended it).
+	RecordAttempt(e *parley.Event) error
+	// ReplayEvents makes failed events of an integration pending again (all of them, or the one
+	// named) and returns them.
+	ReplayEvents(integrationID, eventID string, now time.Time) ([]*parley.Event, error)
+	// DeleteDeliveredEvents removes up to limit events delivered before `before`.
+	DeleteDeliveredEvents(before time.Time, limit int) (int, error)
+
+	InsertJob(j *parley.BrainJob) error
+	DeleteJob(seq int64) error
+
+	// SaveIdempotentResponse stores the response of a request made with an Idempotency-Key. A
+	// response stored before since is replaced; one stored since is a conflict.
+	SaveIdempotentResponse(integrationID, key string, status int, body []byte, at, since time.Time) error
+	DeleteIdempotentResponses(before time.Time, limit int) (int, error)
+}

@@ -1,0 +1,107 @@
+// Package testenv gives tests the real services they need (PostgreSQL, Chromium, an S3 server)
+// or skips them with a clear message when the machine lacks one. CI sets PARLEY_TEST_STRICT=1,
+// which turns every such skip into a failure, so CI can never pass by skipping.
+//
+// It is imported only by tests.
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/parleyhq/parley"
+)
+
+// StrictEnv names the variable that makes a missing service fail the test instead of skipping.
+const StrictEnv = "PARLEY_TEST_STRICT"
+
+// PostgresEnv names the variable holding the URL of the PostgreSQL database tests may use.
+const PostgresEnv = "PARLEY_TEST_POSTGRES_URL"
+
+const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Missing skips t because a service is missing, or fails it when PARLEY_TEST_STRICT is set.
+func Missing(t testing.TB, what string, err error) {
+	t.Helper()
+	if os.Getenv(StrictEnv) != "" {
+		t.Fatalf("%s is required (%s is set) but unavailable: %v", what, StrictEnv, err)
+	}
+	t.Skipf("skipped: no %s (%v); set %s=1 to make this a failure", what, err, StrictEnv)
+}
+
+var (
+	pgOnce sync.Once
+	pgURL  string
+	pgErr  error
+)
+
+// PostgresURL returns the base URL of the test database, or skips.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	pgOnce.Do(func() {
+		pgURL = os.Getenv(PostgresEnv)
+		if pgURL == "" {
+			pgURL = defaultPostgres
+		}
+		db, err := sql.Open("pgx", pgURL)
+		if err != nil {
+			pgErr = err
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		pgErr = db.PingContext(ctx)
+	})
+	if pgErr != nil {
+		Missing(t, "PostgreSQL at "+pgURL, pgErr)
+	}
+	return pgURL
+}
+
+// PostgresSchema returns a URL whose connections work in a new, empty schema of the test
+// database, dropped when the test ends: tests run in parallel without seeing each other.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	base := PostgresURL(t)
+	schema := "t_" + strings.ReplaceAll(parley.NewRandomID(), "-", "")[:20]
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		db.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		defer db.Close()
+		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Strict reports whether missing services fail tests.
+func Strict() bool { return os.Getenv(StrictEnv) != "" }
+
+// Describe is a one-line summary for test logs.
+func Describe() string {
+	return fmt.Sprintf("%s=%q %s=%q", StrictEnv, os.Getenv(StrictEnv), PostgresEnv, os.Getenv(PostgresEnv))
+}
