@@ -13,20 +13,24 @@ const (
 )
 
 // CheckJSON refuses input that encoding/json would accept but parley must not: invalid UTF-8
-// (which the decoder silently turns into U+FFFD) and nesting deeper than MaxJSONDepth (which
-// costs stack and time on every later decode). It is one pass over the bytes and does not
-// check the rest of the grammar; the decoder does.
+// (which the decoder silently turns into U+FFFD), the character U+0000 (which PostgreSQL text
+// cannot hold, so SQLite and PostgreSQL deployments would disagree) and nesting deeper than
+// MaxJSONDepth (which costs stack and time on every later decode). It is one pass over the
+// bytes and does not check the rest of the grammar; the decoder does.
 func CheckJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return Errorf(EInvalid, "body is not valid UTF-8")
 	}
 	depth, inString, escaped := 0, false, false
-	for _, c := range b {
+	for i, c := range b {
 		switch {
 		case inString:
 			switch {
 			case escaped:
 				escaped = false
+				if c == 'u' && bytes.HasPrefix(b[i+1:], []byte("0000")) {
+					return Errorf(EInvalid, "strings must not contain the character U+0000")
+				}
 			case c == '\\':
 				escaped = true
 			case c == '"':

@@ -2,6 +2,9 @@ package parley
 
 import (
 	"encoding/json"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,3 +59,83 @@ const (
 	ReceiptDelivered = "delivered"
 	ReceiptRead      = "read"
 )
+
+// Limits on a message from outside.
+const (
+	MaxTextBytes   = 64 << 10
+	MaxAttachments = 20
+	maxFieldBytes  = 2048
+)
+
+// CheckMessage validates the content of a message from outside: it must hold text or
+// attachments, and every attachment must be well-formed (SPEC §2, Attachments). Whether a
+// file_id names a finished upload of the session is checked with the store, not here.
+func CheckMessage(text string, atts []Attachment) error {
+	if text == "" && len(atts) == 0 {
+		return Errorf(EInvalid, "message is empty: give input.text or input.attachments")
+	}
+	if len(text) > MaxTextBytes {
+		return Errorf(EInvalid, "input.text is longer than %d bytes", MaxTextBytes)
+	}
+	if len(atts) > MaxAttachments {
+		return Errorf(EInvalid, "input.attachments holds more than %d attachments", MaxAttachments)
+	}
+	for i := range atts {
+		if err := atts[i].check(); err != nil {
+			return Errorf(EInvalid, "input.attachments[%d]: %s", i, ErrorMessage(err))
+		}
+	}
+	return nil
+}
+
+func (a *Attachment) check() error {
+	switch {
+	case !slices.Contains(AttachmentTypes, a.Type):
+		return Errorf(EInvalid, "type must be one of %s", strings.Join(AttachmentTypes, ", "))
+	case !validMIME(a.MimeType):
+		return Errorf(EInvalid, "mime_type must be a media type such as image/png")
+	case (a.URL == "") == (a.FileID == ""):
+		return Errorf(EInvalid, "give exactly one of url and file_id")
+	case len(a.Filename) > 255 || len(a.Title) > maxFieldBytes:
+		return Errorf(EInvalid, "filename or title is too long")
+	}
+	if a.URL != "" {
+		u, err := url.Parse(a.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(a.URL) > maxFieldBytes {
+			return Errorf(EInvalid, "url must be an http or https URL")
+		}
+	}
+	if a.FileID != "" {
+		id, ok := ParseID(a.FileID)
+		if !ok {
+			return Errorf(EInvalid, "file_id must be a UUID")
+		}
+		a.FileID = id
+	}
+	return nil
+}
+
+// validMIME reports whether s looks like type/subtype with no parameters or spaces.
+func validMIME(s string) bool {
+	typ, sub, ok := strings.Cut(s, "/")
+	if !ok || typ == "" || sub == "" || len(s) > 255 {
+		return false
+	}
+	for _, c := range s {
+		if c <= ' ' || c >= 0x7f || c == ';' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckAgent validates an agent reference from outside.
+func CheckAgent(a *AgentRef) error {
+	switch {
+	case a.ID == "":
+		return Errorf(EInvalid, "agent.agent_id is required")
+	case len(a.ID) > 255 || len(a.Name) > 255 || len(a.Avatar) > maxFieldBytes:
+		return Errorf(EInvalid, "agent fields are too long")
+	}
+	return nil
+}

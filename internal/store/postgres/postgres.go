@@ -52,16 +52,15 @@ var dialect = &sqltx.Dialect{
 	},
 }
 
-
 // Store is a PostgreSQL store.Store.
 type Store struct {
 	url     string
 	db      *sql.DB
 	channel string // the NOTIFY channel of this deployment: one per schema
-	node   string // this process, to ignore its own notifications
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
+	node    string // this process, to ignore its own notifications
+	log     *slog.Logger
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	mu       sync.RWMutex
 	watchers []func(*store.Change)

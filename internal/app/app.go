@@ -1,0 +1,185 @@
+// Package app wires parley together: it opens the database, builds the domain, the HTTP surface
+// and the background services from one Config, runs them, and shuts them down in order. The
+// `parley serve` command and the end-to-end tests run the very same Main.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/parleyhq/parley/internal/admin"
+	"github.com/parleyhq/parley/internal/chat"
+	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/httpapi"
+	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/store/postgres"
+	"github.com/parleyhq/parley/internal/store/sqlite"
+)
+
+// Database is a store that can also migrate and check its schema.
+type Database interface {
+	store.Store
+	Migrate(ctx context.Context) error
+	CheckSchema(ctx context.Context) error
+}
+
+// OpenDatabase opens the database a URL names: sqlite:PATH or postgres://... When migrate is
+// set the schema is brought up to date; otherwise a schema this binary does not know is refused.
+func OpenDatabase(ctx context.Context, dsn string, migrate bool, log *slog.Logger) (Database, error) {
+	var db Database
+	if path, ok := sqlite.PathFromURL(dsn); ok {
+		s, err := sqlite.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		db = s
+	} else {
+		s, err := postgres.Open(ctx, dsn, log)
+		if err != nil {
+			return nil, err
+		}
+		db = s
+	}
+	check := db.CheckSchema
+	if migrate {
+		check = db.Migrate
+	}
+	if err := check(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Service is a background loop: it starts, and stops when asked, finishing its work in hand.
+type Service interface {
+	Start(ctx context.Context) error
+	Stop()
+}
+
+// Main is one parley process.
+type Main struct {
+	Config config.Config
+	Log    *slog.Logger
+	// Clock is the time every part reads; nil means time.Now. Tests set a fake.
+	Clock func() time.Time
+
+	DB      Database
+	Chat    *chat.Engine
+	Admin   *admin.Service
+	API     *httpapi.Server
+	Metrics *metrics.Registry
+
+	services []Service
+	server   *http.Server
+	listener net.Listener
+	served   chan error
+}
+
+// Run opens the database, starts the background services and starts serving HTTP. It returns
+// once the server listens; Close stops everything.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Log == nil {
+		m.Log = slog.New(slog.DiscardHandler)
+	}
+	if m.Clock == nil {
+		m.Clock = time.Now
+	}
+	db, err := OpenDatabase(ctx, m.Config.DatabaseURL, m.Config.AutoMigrate, m.Log)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	m.DB = db
+	m.Metrics = metrics.NewRegistry()
+	m.Chat = chat.New(m.Clock)
+	m.Admin = admin.New(db, m.Clock)
+	proxies, _ := m.Config.Proxies() // validated above
+	m.API = httpapi.New(httpapi.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies,
+		AdminToken: m.Config.AdminToken}, db, m.Chat, m.Admin, m.Log)
+
+	for _, s := range m.services {
+		if err := s.Start(ctx); err != nil {
+			m.Close()
+			return err
+		}
+	}
+
+	rt := httpapi.NewRouter(m.Log)
+	m.API.Register(rt)
+	httpapi.RegisterOps(rt, db.Ping, m.Metrics, m.Log)
+	m.server = &http.Server{
+		Handler:           httpapi.Observe(rt.Handler(), m.Log, m.Metrics),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		m.Close()
+		return err
+	}
+	m.listener = ln
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(ln) }()
+	m.Log.Info("parley is serving", "addr", m.Addr(), "database", redact(m.Config.DatabaseURL))
+	return nil
+}
+
+// Addr returns the address the server listens on (the real port when configured with :0).
+func (m *Main) Addr() string {
+	if m.listener == nil {
+		return ""
+	}
+	return m.listener.Addr().String()
+}
+
+// URL returns the server's base URL.
+func (m *Main) URL() string { return "http://" + m.Addr() }
+
+// Close shuts down in order: stop accepting and finish in-flight requests, stop the background
+// services (they finish or hand back their work), then close the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		err := m.server.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.server = nil
+	}
+	for i := len(m.services) - 1; i >= 0; i-- {
+		m.services[i].Stop()
+	}
+	m.services = nil
+	if m.DB != nil {
+		if err := m.DB.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.DB = nil
+	}
+	return errors.Join(errs...)
+}
+
+// redact hides a password in a database URL.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable URL)"
+}

@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/admin"
+)
+
+// adminOnly admits requests bearing the admin token. With no token configured the admin API is
+// closed: every request is unauthorized.
+func (s *Server) adminOnly(h http.HandlerFunc) http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.AdminToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Hashing both sides makes the comparison constant-time whatever the lengths.
+		got := sha256.Sum256([]byte(token))
+		if s.cfg.AdminToken == "" || !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.fail(w, r, parley.Errorf(parley.EUnauthorized, "admin API: missing or invalid bearer token (it is closed unless PARLEY_ADMIN_TOKEN is set)"))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// adminID returns the {id} path value as an integration ID.
+func adminID(r *http.Request) (string, error) {
+	id, ok := parley.ParseID(r.PathValue("id"))
+	if !ok {
+		return "", parley.Errorf(parley.ENotFound, "integration not found")
+	}
+	return id, nil
+}
+
+func (s *Server) listIntegrations(w http.ResponseWriter, r *http.Request) {
+	list, err := s.admin.Integrations(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []*admin.IntegrationView{}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"integrations": list})
+}
+
+func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) {
+	var spec admin.IntegrationSpec
+	if err := DecodeJSON(w, r, s.cfg.BodyLimit, &spec); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in, key, err := s.admin.CreateIntegration(r.Context(), spec)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.admin.Integration(r.Context(), in.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v.APIKey = key
+	WriteJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) getIntegration(w http.ResponseWriter, r *http.Request) {
+	id, err := adminID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.admin.Integration(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) {
+	id, err := adminID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var spec admin.IntegrationSpec
+	if err := DecodeJSON(w, r, s.cfg.BodyLimit, &spec); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.admin.UpdateIntegration(r.Context(), id, spec); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Forget(id)
+	v, err := s.admin.Integration(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
+	id, err := adminID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key, plain, err := s.admin.AddKey(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Forget(id)
+	WriteJSON(w, http.StatusCreated, map[string]any{"id": key.ID, "integration_id": id, "prefix": key.Prefix,
+		"api_key": plain, "created_at": key.CreatedAt.UnixMilli()})
+}
