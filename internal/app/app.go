@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/chat"
+	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/httpapi"
 	"github.com/parleyhq/parley/internal/metrics"
@@ -68,8 +69,8 @@ type Service interface {
 type Main struct {
 	Config config.Config
 	Log    *slog.Logger
-	// Clock is the time every part reads; nil means time.Now. Tests set a fake.
-	Clock func() time.Time
+	// Clock is the time every part reads; nil means the real clock. Tests set a fake.
+	Clock clock.Clock
 
 	DB      Database
 	Chat    *chat.Engine
@@ -93,7 +94,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
 	if m.Clock == nil {
-		m.Clock = time.Now
+		m.Clock = clock.Real{}
 	}
 	db, err := OpenDatabase(ctx, m.Config.DatabaseURL, m.Config.AutoMigrate, m.Log)
 	if err != nil {
@@ -101,8 +102,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.DB = db
 	m.Metrics = metrics.NewRegistry()
-	m.Chat = chat.New(m.Clock)
-	m.Admin = admin.New(db, m.Clock)
+	m.Chat = chat.New(m.Clock.Now)
+	m.Admin = admin.New(db, m.Clock.Now)
 	proxies, _ := m.Config.Proxies() // validated above
 	m.API = httpapi.New(httpapi.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies,
 		AdminToken: m.Config.AdminToken}, db, m.Chat, m.Admin, m.Log)
