@@ -17,8 +17,12 @@ import (
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/expiry"
 	"github.com/parleyhq/parley/internal/httpapi"
+	"github.com/parleyhq/parley/internal/janitor"
+	"github.com/parleyhq/parley/internal/lease"
 	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/outbox"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/store/postgres"
 	"github.com/parleyhq/parley/internal/store/sqlite"
@@ -72,11 +76,14 @@ type Main struct {
 	// Clock is the time every part reads; nil means the real clock. Tests set a fake.
 	Clock clock.Clock
 
-	DB      Database
-	Chat    *chat.Engine
-	Admin   *admin.Service
-	API     *httpapi.Server
-	Metrics *metrics.Registry
+	DB         Database
+	Chat       *chat.Engine
+	Admin      *admin.Service
+	API        *httpapi.Server
+	Metrics    *metrics.Registry
+	Dispatcher *outbox.Dispatcher
+	Leases     *lease.Manager
+	Expiry     *expiry.Sweeper
 
 	services []Service
 	server   *http.Server
@@ -108,8 +115,17 @@ func (m *Main) Run(ctx context.Context) error {
 	m.API = httpapi.New(httpapi.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies,
 		AdminToken: m.Config.AdminToken}, db, m.Chat, m.Admin, m.Log)
 
-	for _, s := range m.services {
+	// Background services, in start order; they stop in reverse. The dispatcher watches commits
+	// before the leases hand it partitions; leases are given back before it stops.
+	m.Dispatcher = outbox.New(db, m.Clock, m.Log, m.Metrics, outbox.Config{
+		MaxInFlight: m.Config.DeliveryInFlight, Grace: m.Config.ShutdownTimeout})
+	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, m.Dispatcher)
+	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
+	m.services = []Service{m.Dispatcher, m.Leases, m.Expiry,
+		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow)}
+	for i, s := range m.services {
 		if err := s.Start(ctx); err != nil {
+			m.services = m.services[:i]
 			m.Close()
 			return err
 		}

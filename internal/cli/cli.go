@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"serve":       {"run the server", serve},
 		"migrate":     {"bring the database schema up to date", migrate},
 		"integration": {"create, list, update integrations and add API keys", integration},
+		"deliveries":  {"list webhook deliveries and replay failed ones", deliveries},
 		"version":     {"print the version", version},
 	}
 }
@@ -181,4 +182,3 @@ func sortedKeys(m map[string]command) []string {
 	sort.Strings(keys)
 	return keys
 }
-

@@ -134,7 +134,7 @@ func integrationID(fs *flag.FlagSet) *string {
 func checkID(id string) (string, error) {
 	norm, ok := parley.ParseID(id)
 	if !ok {
-		return "", parley.Errorf(parley.EInvalid, "--id must be an integration ID (a UUID)")
+		return "", parley.Errorf(parley.EInvalid, "%q is not an ID (a UUID)", id)
 	}
 	return norm, nil
 }

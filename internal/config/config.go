@@ -29,6 +29,11 @@ type Config struct {
 	BodyLimit       int64
 	ShutdownTimeout time.Duration
 	AutoMigrate     bool
+
+	NodeID            string        // this process among those sharing a database; random by default
+	DeliveryInFlight  int           // webhook deliveries in flight at once, all integrations together
+	DeliveredRetained time.Duration // how long delivered webhook events are kept
+	ExpiryInterval    time.Duration // how often sessions past their timeout are looked for
 }
 
 // Default returns the defaults: SQLite in the working directory, loopback only.
@@ -41,6 +46,10 @@ func Default() Config {
 		BodyLimit:       1 << 20,
 		ShutdownTimeout: 30 * time.Second,
 		AutoMigrate:     true,
+
+		DeliveryInFlight:  1024,
+		DeliveredRetained: 7 * 24 * time.Hour,
+		ExpiryInterval:    500 * time.Millisecond,
 	}
 }
 
@@ -58,6 +67,10 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.BodyLimit, "body-limit", c.BodyLimit, "largest JSON request body in bytes (PARLEY_BODY_LIMIT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight work (PARLEY_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.AutoMigrate, "auto-migrate", c.AutoMigrate, "migrate the database schema at start (PARLEY_AUTO_MIGRATE)")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this process's name among those sharing a database; random by default (PARLEY_NODE_ID)")
+	fs.IntVar(&c.DeliveryInFlight, "delivery-in-flight", c.DeliveryInFlight, "webhook deliveries in flight at once, all integrations together (PARLEY_DELIVERY_IN_FLIGHT)")
+	fs.DurationVar(&c.DeliveredRetained, "delivered-retained", c.DeliveredRetained, "how long delivered webhook events are kept (PARLEY_DELIVERED_RETAINED)")
+	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often sessions past their timeout are looked for (PARLEY_EXPIRY_INTERVAL)")
 	fs.String("config", "", "file of PARLEY_<NAME>=value lines (PARLEY_CONFIG)")
 }
 
@@ -150,6 +163,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyLimit < 1024 {
 		return fmt.Errorf("body-limit must be at least 1024 bytes")
+	}
+	if c.DeliveryInFlight < 1 {
+		return fmt.Errorf("delivery-in-flight must be at least 1")
+	}
+	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
+		return fmt.Errorf("expiry-interval must be between 1ns and 1s (session:expired is due within 2s of the deadline)")
 	}
 	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
+	"github.com/parleyhq/parley/internal/store"
 )
 
 // adminOnly admits requests bearing the admin token. With no token configured the admin API is
@@ -119,4 +121,63 @@ func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
 	s.Forget(id)
 	WriteJSON(w, http.StatusCreated, map[string]any{"id": key.ID, "integration_id": id, "prefix": key.Prefix,
 		"api_key": plain, "created_at": key.CreatedAt.UnixMilli()})
+}
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.EventFilter{State: q.Get("status")}
+	for name, dst := range map[string]*string{"integration_id": &f.IntegrationID, "event_id": &f.EventID} {
+		if v := q.Get(name); v != "" {
+			id, ok := parley.ParseID(v)
+			if !ok {
+				s.fail(w, r, parley.Errorf(parley.EInvalid, "%s must be a UUID", name))
+				return
+			}
+			*dst = id
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.fail(w, r, parley.Errorf(parley.EInvalid, "limit must be a number from 1 to 1000"))
+			return
+		}
+		f.Limit = n
+	}
+	list, err := s.admin.Deliveries(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"deliveries": list})
+}
+
+func (s *Server) replayDeliveries(w http.ResponseWriter, r *http.Request) {
+	id, err := adminID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req struct {
+		EventID string `json:"event_id"`
+	}
+	if r.ContentLength != 0 {
+		if err := DecodeJSON(w, r, s.cfg.BodyLimit, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if req.EventID != "" {
+		var ok bool
+		if req.EventID, ok = parley.ParseID(req.EventID); !ok {
+			s.fail(w, r, parley.Errorf(parley.EInvalid, "event_id must be a UUID"))
+			return
+		}
+	}
+	list, err := s.admin.Replay(r.Context(), id, req.EventID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"replayed": list})
 }

@@ -84,6 +84,8 @@ func (s *Server) Register(rt *Router) {
 	rt.Handle("GET", adm+"/integrations/{id}", a(s.getIntegration))
 	rt.Handle("PATCH", adm+"/integrations/{id}", a(s.updateIntegration))
 	rt.Handle("POST", adm+"/integrations/{id}/keys", a(s.addKey))
+	rt.Handle("GET", adm+"/deliveries", a(s.listDeliveries))
+	rt.Handle("POST", adm+"/integrations/{id}/deliveries/replay", a(s.replayDeliveries))
 }
 
 // inboundHandler is a handler of the inbound API, called with the authenticated integration.
@@ -108,7 +110,9 @@ func (s *Server) inbound(h inboundHandler) http.Handler {
 	})
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) { WriteError(w, r, s.log, err) }
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	WriteError(w, r, s.log, err)
+}
 
 // sessionID returns the path's session ID. A malformed one names no session.
 func sessionID(r *http.Request) (string, error) {

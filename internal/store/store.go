@@ -140,6 +140,21 @@ type Tx interface {
 	InsertJob(j *parley.BrainJob) error
 	DeleteJob(seq int64) error
 
+	// Heartbeat records that a node (one parley process) is alive at now.
+	Heartbeat(node string, startedAt, now time.Time) error
+	// LiveNodes counts the nodes whose last heartbeat is at or after since.
+	LiveNodes(since time.Time) (int, error)
+	// DeleteNodes forgets nodes silent since before `before`.
+	DeleteNodes(before time.Time) error
+	// AcquirePartitions leases to node, until `until`, up to n partitions that are free or whose
+	// lease ended before now, and returns them. A partition is never leased to two nodes.
+	AcquirePartitions(node string, n int, now, until time.Time) ([]int, error)
+	// RenewPartitions extends node's leases on partitions to until and returns those it still
+	// holds (another node may have taken one whose lease ran out).
+	RenewPartitions(node string, partitions []int, until time.Time) ([]int, error)
+	// ReleasePartitions gives up node's leases on partitions.
+	ReleasePartitions(node string, partitions []int) error
+
 	// SaveIdempotentResponse stores the response of a request made with an Idempotency-Key. A
 	// response stored before since is replaced; one stored since is a conflict.
 	SaveIdempotentResponse(integrationID, key string, status int, body []byte, at, since time.Time) error

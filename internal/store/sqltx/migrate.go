@@ -57,18 +57,25 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // nil, runs first in each transaction to keep concurrent migrators apart (several processes may
 // start at once). It refuses a database whose schema is newer than the newest migration known.
 func Migrate(ctx context.Context, db *sql.DB, d *Dialect, ms []Migration, lock func(*sql.Tx) error) error {
-	if _, err := db.ExecContext(ctx, createVersionTable); err != nil {
+	// Under the lock too: PostgreSQL processes creating the table at once collide in its
+	// catalog, IF NOT EXISTS notwithstanding.
+	err := locked(ctx, db, lock, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, createVersionTable)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
-		if err := apply(ctx, db, d, m, lock); err != nil {
+		if err := locked(ctx, db, lock, func(tx *sql.Tx) error { return apply(ctx, tx, d, m) }); err != nil {
 			return err
 		}
 	}
 	return CheckSchema(ctx, db, ms)
 }
 
-func apply(ctx context.Context, db *sql.DB, d *Dialect, m Migration, lock func(*sql.Tx) error) error {
+// locked runs fn in a transaction that first takes lock, when there is one, and commits.
+func locked(ctx context.Context, db *sql.DB, lock func(*sql.Tx) error, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -79,6 +86,13 @@ func apply(ctx context.Context, db *sql.DB, d *Dialect, m Migration, lock func(*
 			return fmt.Errorf("lock for migrations: %w", err)
 		}
 	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func apply(ctx context.Context, tx *sql.Tx, d *Dialect, m Migration) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, d.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
 		return err
@@ -89,11 +103,9 @@ func apply(ctx context.Context, db *sql.DB, d *Dialect, m Migration, lock func(*
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-		m.Version, m.Name, time.Now().UnixMilli()); err != nil {
-		return err
-	}
-	return tx.Commit()
+	_, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+		m.Version, m.Name, time.Now().UnixMilli())
+	return err
 }
 
 // SchemaVersion returns the newest migration applied to db, 0 for a new database.

@@ -14,10 +14,15 @@ const eventColumns = `seq, id, integration_id, session_id, session_seq, partitio
 	attempts, next_attempt_at, last_error, attempt_log, created_at, finished_at`
 
 func (t *Tx) InsertEvent(e *parley.Event) error {
-	err := t.queryRow(`INSERT INTO outbox (id, integration_id, session_id, session_seq, partition, event_type,
-		body, state, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+	log, err := json.Marshal(e.AttemptLog)
+	if err != nil {
+		return fmt.Errorf("store: encoding attempt log: %w", err)
+	}
+	err = t.queryRow(`INSERT INTO outbox (id, integration_id, session_id, session_seq, partition, event_type,
+		body, state, attempts, next_attempt_at, last_error, attempt_log, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 		e.ID, e.IntegrationID, e.SessionID, e.SessionSeq, e.Partition, e.Type, e.Body, e.State, e.Attempts,
-		ms(e.NextAttemptAt), ms(e.CreatedAt)).Scan(&e.Seq)
+		ms(e.NextAttemptAt), e.LastError, string(log), ms(e.CreatedAt), ms(e.FinishedAt)).Scan(&e.Seq)
 	if err != nil {
 		return t.wrap("insert event", err, "event")
 	}
@@ -53,6 +58,8 @@ func (t *Tx) ReplayEvents(integrationID, eventID string, now time.Time) ([]*parl
 	}
 	events, err := collect(rows, scanEvent, t, "replay events")
 	slices.SortFunc(events, func(a, b *parley.Event) int { return int(a.Seq - b.Seq) })
+	// Watchers learn of them like of new events: the dispatcher owning them sends them at once.
+	t.change.Events = append(t.change.Events, events...)
 	return events, err
 }
 
@@ -188,6 +195,9 @@ func (t *Tx) IdempotentResponse(integrationID, key string, since time.Time) (int
 }
 
 func (t *Tx) SaveIdempotentResponse(integrationID, key string, status int, body []byte, at, since time.Time) error {
+	if body == nil {
+		body = []byte{} // a response without a body (204); nil would be NULL
+	}
 	// A row from before the window is replaced; a row inside it is a conflict (a concurrent
 	// request with the same key won).
 	res, err := t.exec(`INSERT INTO idempotency_keys (integration_id, idem_key, status, response, created_at)

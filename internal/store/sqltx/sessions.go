@@ -98,9 +98,11 @@ func (t *Tx) Conversation(id string) (*parley.Conversation, error) {
 func scanConversation(r scanner) (*parley.Conversation, error) {
 	var c parley.Conversation
 	var created, updated, resolved int64
-	err := r.Scan(&c.ID, &c.SessionID, &c.IntegrationID, &c.Status, &c.HandledBy, &c.AssigneeID, &created, &updated, &resolved)
+	if err := r.Scan(&c.ID, &c.SessionID, &c.IntegrationID, &c.Status, &c.HandledBy, &c.AssigneeID, &created, &updated, &resolved); err != nil {
+		return nil, err
+	}
 	c.CreatedAt, c.UpdatedAt, c.ResolvedAt = fromMS(created), fromMS(updated), fromMS(resolved)
-	return &c, err
+	return &c, nil
 }
 
 func (t *Tx) CreateConversation(c *parley.Conversation) error {
@@ -118,8 +120,11 @@ func (t *Tx) UpdateConversation(c *parley.Conversation) error {
 	if err != nil {
 		return t.wrap("update conversation", err, "conversation")
 	}
+	if err := t.affected(res, "conversation"); err != nil {
+		return err // no watcher is told of a conversation that does not exist
+	}
 	t.touch(c.SessionID, c.ID)
-	return t.affected(res, "conversation")
+	return nil
 }
 
 // touch records that a conversation's visible state changed, once per transaction.

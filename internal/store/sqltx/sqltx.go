@@ -32,6 +32,9 @@ type Dialect struct {
 	SkipLocked string
 	// UniqueViolation reports whether err is a unique-constraint violation.
 	UniqueViolation func(error) bool
+	// MalformedKey, when set, reports whether err says a key could not be parsed (a string that
+	// is not a UUID, on PostgreSQL): such a key names no row.
+	MalformedKey func(error) bool
 
 	rebound sync.Map // query -> rewritten query
 }
@@ -140,7 +143,7 @@ func (t *Tx) wrap(op string, err error, notFound string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows), t.d.MalformedKey != nil && t.d.MalformedKey(err):
 		return parley.Errorf(parley.ENotFound, "%s not found", notFound)
 	case t.d.UniqueViolation != nil && t.d.UniqueViolation(err):
 		return parley.Errorf(parley.EConflict, "%s already exists", notFound)
