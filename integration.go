@@ -41,7 +41,7 @@ type Integration struct {
 // defaults, so an integration stores only what its operator changed.
 type DeliveryPolicy struct {
 	TimeoutMS       int   `json:"timeout_ms,omitempty"`         // per attempt
-	RetryDelaysMS   []int `json:"retry_delays_ms,omitempty"`    // one entry per retry
+	RetryDelaysMS   []int `json:"retry_delays_ms"`              // one entry per retry; null = default, [] = none
 	MaxRetryAfterMS int   `json:"max_retry_after_ms,omitempty"` // cap on a receiver's Retry-After
 	MaxConcurrency  int   `json:"max_concurrency,omitempty"`    // deliveries in flight at once
 }

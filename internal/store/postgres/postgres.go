@@ -10,6 +10,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"embed"
 	"encoding/json"
@@ -50,6 +52,13 @@ var dialect = &sqltx.Dialect{
 		e, ok := errors.AsType[*pgconn.PgError](err)
 		return ok && e.Code == "23505"
 	},
+	// IDs are uuid columns, so an ID from outside that is not a UUID fails to parse
+	// (invalid_text_representation) where SQLite would find no row. Every other parameter is
+	// bound from a typed Go value, so nothing else raises it.
+	MalformedKey: func(err error) bool {
+		e, ok := errors.AsType[*pgconn.PgError](err)
+		return ok && e.Code == "22P02"
+	},
 }
 
 // Store is a PostgreSQL store.Store.
@@ -87,7 +96,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("postgres: current schema: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	s := &Store{url: url, db: db, channel: "parley_changes_" + schema, node: parley.NewRandomID(), log: log,
+	s := &Store{url: url, db: db, channel: channelName(schema), node: parley.NewRandomID(), log: log,
 		cancel: cancel, done: make(chan struct{})}
 	go s.listen(lctx)
 	return s, nil
@@ -121,8 +130,8 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if err != nil && retryable(err) && attempt < 4 {
 			continue // a deadlock or serialization failure: the whole of fn runs again
 		}
-		if err == nil && change != nil {
-			s.notifyLocal(change)
+		if err == nil && !empty(change) {
+			s.notifyLocal(change) // as SQLite does: a commit that adds nothing to follow is not announced
 		}
 		return err
 	}
@@ -135,7 +144,7 @@ func (s *Store) update(ctx context.Context, fn func(store.Tx) error) (*store.Cha
 	}
 	defer tx.Rollback()
 	t := sqltx.New(ctx, tx, dialect, nil)
-	if err := fn(t); err != nil {
+	if err := run(fn, t); err != nil {
 		return nil, err
 	}
 	change := t.Change()
@@ -151,6 +160,17 @@ func (s *Store) update(ctx context.Context, fn func(store.Tx) error) (*store.Cha
 		return nil, fmt.Errorf("postgres: commit: %w", err)
 	}
 	return change, nil
+}
+
+// run calls fn, turning a panic into an error as the SQLite store does, so a caller sees the same
+// failure from either store (the deferred Rollback has undone fn's writes either way).
+func run(fn func(store.Tx) error, t *sqltx.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("postgres: panic in transaction: %v", r)
+		}
+	}()
+	return fn(t)
 }
 
 func retryable(err error) bool {
@@ -316,4 +336,15 @@ func (s *Store) listenOnce(ctx context.Context) error {
 			s.notifyLocal(change)
 		}
 	}
+}
+
+// channelName is the NOTIFY channel of a schema. Identifiers are at most 63 bytes, so a long
+// schema name is replaced by a hash of it.
+func channelName(schema string) string {
+	name := "parley_changes_" + schema
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(schema))
+		name = "parley_changes_" + hex.EncodeToString(sum[:16])
+	}
+	return name
 }

@@ -40,7 +40,8 @@ func Migrations() ([]sqltx.Migration, error) {
 }
 
 var dialect = &sqltx.Dialect{
-	Name: "sqlite",
+	Name:         "sqlite",
+	LastInsertID: true,
 	UniqueViolation: func(err error) bool {
 		e, ok := errors.AsType[sqlite3.Error](err)
 		return ok && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
@@ -249,24 +250,25 @@ func (s *Store) writer() {
 }
 
 // commit runs a batch in one transaction, each op in its own savepoint so one op's failure
-// undoes only that op, and answers every op once the commit is durable.
+// undoes only that op, tells the watchers, and answers every op once the commit is durable.
+// Watchers come first, as on PostgreSQL: when Update returns they have seen its change, and a
+// watcher registered after that never sees it.
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	change, err := s.runBatch(batch, errs)
+	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0) {
+		s.mu.RLock()
+		watchers := s.watchers
+		s.mu.RUnlock()
+		for _, w := range watchers {
+			w(change)
+		}
+	}
 	for i, o := range batch {
 		if err != nil && errs[i] == nil {
 			errs[i] = err // the transaction failed: nothing of the batch committed
 		}
 		o.errc <- errs[i]
-	}
-	if err != nil || change == nil || (len(change.Events) == 0 && len(change.Jobs) == 0 && len(change.Conversations) == 0) {
-		return
-	}
-	s.mu.RLock()
-	watchers := s.watchers
-	s.mu.RUnlock()
-	for _, w := range watchers {
-		w(change)
 	}
 }
 
@@ -276,8 +278,22 @@ func (s *Store) runBatch(batch []*op, errs []error) (*store.Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: begin: %w", err)
 	}
-	t := sqltx.New(ctx, tx, dialect, batchStatements(ctx, tx))
+	prepare := batchStatements(ctx, tx)
+	t := sqltx.New(ctx, tx, dialect, prepare)
 	single := len(batch) == 1
+	// Each op of a batch runs in a savepoint, so a failed op undoes only itself. The three
+	// statements are prepared once per batch: they run for every op.
+	var savepoint, release, rollback *sql.Stmt
+	if !single {
+		var err1, err2, err3 error
+		savepoint, err1 = prepare("SAVEPOINT op")
+		release, err2 = prepare("RELEASE op")
+		rollback, err3 = prepare("ROLLBACK TO op")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("sqlite: prepare savepoints: %w", err)
+		}
+	}
 	ok := 0
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
@@ -286,7 +302,7 @@ func (s *Store) runBatch(batch []*op, errs []error) (*store.Change, error) {
 		}
 		mark := t.Mark()
 		if !single {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			if _, err := savepoint.ExecContext(ctx); err != nil {
 				tx.Rollback()
 				return nil, fmt.Errorf("sqlite: savepoint: %w", err)
 			}
@@ -300,14 +316,16 @@ func (s *Store) runBatch(batch []*op, errs []error) (*store.Change, error) {
 			}
 			// If SQLite already rolled the whole transaction back (a full disk, say), this
 			// fails and the batch fails with it.
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op; RELEASE op"); err != nil {
+			_, err1 := rollback.ExecContext(ctx)
+			_, err2 := release.ExecContext(ctx)
+			if err := errors.Join(err1, err2); err != nil {
 				tx.Rollback()
 				return nil, fmt.Errorf("sqlite: rollback to savepoint: %w", err)
 			}
 			continue
 		}
 		if !single {
-			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+			if _, err := release.ExecContext(ctx); err != nil {
 				tx.Rollback()
 				return nil, fmt.Errorf("sqlite: release savepoint: %w", err)
 			}

@@ -1,24 +1,182 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/store/sqlite"
 	"github.com/parleyhq/parley/internal/store/storetest"
 )
 
-func open(t *testing.T) store.Store {
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"))
+// openPath opens the store at path, closed when the test ends, migrated if asked.
+func openPath(t *testing.T, path string, migrate bool) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
+	if migrate {
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return s
 }
 
-func TestStore(t *testing.T) { storetest.Run(t, open) }
+func open(t *testing.T) store.Store {
+	return openPath(t, filepath.Join(t.TempDir(), "parley.db"), true)
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, storetest.Harness{Open: open})
+}
+
+// rawDB opens the database file without the store, to look at it or tamper with it.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func versions(t *testing.T, db *sql.DB) []int {
+	t.Helper()
+	rows, err := db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s := openPath(t, path, false)
+	if err := s.CheckSchema(t.Context()); err == nil || !strings.Contains(err.Error(), "migrate") {
+		t.Errorf("CheckSchema of a new database: err = %v, want a request to migrate", err)
+	}
+	for i := range 2 {
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate %d: %v", i+1, err)
+		}
+	}
+	if err := s.CheckSchema(t.Context()); err != nil {
+		t.Errorf("CheckSchema after Migrate: %v", err)
+	}
+	ms, err := sqlite.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	if got := versions(t, db); len(got) != len(ms) || got[len(got)-1] != len(ms) {
+		t.Errorf("schema_migrations holds %v after migrating twice, want 1..%d once each", got, len(ms))
+	}
+
+	// A newer parley migrated the database: this one must refuse it.
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)`, len(ms)+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckSchema(t.Context()); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("CheckSchema of a newer schema: err = %v", err)
+	}
+	if err := s.Migrate(t.Context()); err == nil {
+		t.Error("Migrate of a newer schema succeeded")
+	}
+}
+
+// TestOddPath checks the path is a file name, not part of a URI: '?' and '#' must not start a
+// query or a fragment.
+func TestOddPath(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "a dir with spaces & ümlauts")
+	path := filepath.Join(dir, "db #1?mode=ro&x=%41.db")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := openPath(t, path, true)
+	in := &parley.Integration{ID: parley.NewID(), WebhookURL: "http://x", CreatedAt: time.UnixMilli(1)}
+	if err := in.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.CreateIntegration(in) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the database is not at its path: %v", err)
+	}
+	s = openPath(t, path, false)
+	if err := s.CheckSchema(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(t.Context(), func(tx store.ReadTx) error { _, err := tx.Integration(in.ID); return err }); err != nil {
+		t.Errorf("reopened: %v", err)
+	}
+}
+
+// TestCloseWhileUpdating checks that Updates racing Close either commit, and are then stored, or
+// fail: none hangs and none is lost after reporting success.
+func TestCloseWhileUpdating(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s := openPath(t, path, true)
+	const n = 300
+	ins := make([]*parley.Integration, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		in := &parley.Integration{ID: parley.NewID(), Name: fmt.Sprint(i), WebhookURL: "http://x", CreatedAt: time.UnixMilli(1)}
+		if err := in.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		ins[i] = in
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Update(t.Context(), func(tx store.Tx) error { return tx.CreateIntegration(in) })
+		})
+	}
+	close(start)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	s = openPath(t, path, false)
+	stored := 0
+	for i, in := range ins {
+		err := s.View(t.Context(), func(tx store.ReadTx) error { _, err := tx.Integration(in.ID); return err })
+		switch {
+		case errs[i] == nil && err != nil:
+			t.Errorf("update %d reported success but is not stored: %v", i, err)
+		case errs[i] != nil && !parley.IsCode(err, parley.ENotFound):
+			t.Errorf("update %d failed (%v) but reading it gives %v", i, errs[i], err)
+		case errs[i] == nil:
+			stored++
+		}
+	}
+	t.Logf("%d of %d updates committed before Close", stored, n)
+}

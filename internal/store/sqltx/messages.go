@@ -24,10 +24,10 @@ func (t *Tx) InsertMessage(m *parley.Message) error {
 			return fmt.Errorf("store: encoding attachments: %w", err)
 		}
 	}
-	err = t.queryRow(`INSERT INTO messages (id, session_id, conversation_id, author, agent, text, attachments,
-		responses, created_at, delivered_at, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+	m.Seq, err = t.insert(`INSERT INTO messages (id, session_id, conversation_id, author, agent, text, attachments,
+		responses, created_at, delivered_at, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.SessionID, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
-		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt)).Scan(&m.Seq)
+		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt))
 	if err == nil {
 		t.touch(m.SessionID, m.ConversationID)
 	}

@@ -14,15 +14,19 @@ const eventColumns = `seq, id, integration_id, session_id, session_seq, partitio
 	attempts, next_attempt_at, last_error, attempt_log, created_at, finished_at`
 
 func (t *Tx) InsertEvent(e *parley.Event) error {
-	log, err := json.Marshal(e.AttemptLog)
-	if err != nil {
-		return fmt.Errorf("store: encoding attempt log: %w", err)
+	log := []byte("[]") // a new event has no attempts: skip encoding on the hot path
+	if len(e.AttemptLog) > 0 {
+		var err error
+		if log, err = json.Marshal(e.AttemptLog); err != nil {
+			return fmt.Errorf("store: encoding attempt log: %w", err)
+		}
 	}
-	err = t.queryRow(`INSERT INTO outbox (id, integration_id, session_id, session_seq, partition, event_type,
+	var err error
+	e.Seq, err = t.insert(`INSERT INTO outbox (id, integration_id, session_id, session_seq, partition, event_type,
 		body, state, attempts, next_attempt_at, last_error, attempt_log, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, e.IntegrationID, e.SessionID, e.SessionSeq, e.Partition, e.Type, e.Body, e.State, e.Attempts,
-		ms(e.NextAttemptAt), e.LastError, string(log), ms(e.CreatedAt), ms(e.FinishedAt)).Scan(&e.Seq)
+		ms(e.NextAttemptAt), e.LastError, string(log), ms(e.CreatedAt), ms(e.FinishedAt))
 	if err != nil {
 		return t.wrap("insert event", err, "event")
 	}
@@ -35,9 +39,10 @@ func (t *Tx) RecordAttempt(e *parley.Event) error {
 	if err != nil {
 		return fmt.Errorf("store: encoding attempt log: %w", err)
 	}
+	// By seq, the integer key: cheaper than the id index on the hottest write of delivery.
 	res, err := t.exec(`UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?,
-		finished_at = ?, attempt_log = ? WHERE id = ?`,
-		e.State, e.Attempts, ms(e.NextAttemptAt), e.LastError, ms(e.FinishedAt), string(log), e.ID)
+		finished_at = ?, attempt_log = ? WHERE seq = ?`,
+		e.State, e.Attempts, ms(e.NextAttemptAt), e.LastError, ms(e.FinishedAt), string(log), e.Seq)
 	if err != nil {
 		return t.wrap("record attempt", err, "event")
 	}
@@ -143,14 +148,18 @@ func scanEvent(r scanner) (*parley.Event, error) {
 	if err := json.Unmarshal([]byte(log), &e.AttemptLog); err != nil {
 		return nil, fmt.Errorf("decoding attempt log of event %s: %w", e.ID, err)
 	}
+	if len(e.AttemptLog) == 0 {
+		e.AttemptLog = nil // one representation of "no attempts"
+	}
 	e.NextAttemptAt, e.CreatedAt, e.FinishedAt = fromMS(next), fromMS(created), fromMS(finished)
 	return &e, nil
 }
 
 func (t *Tx) InsertJob(j *parley.BrainJob) error {
-	err := t.queryRow(`INSERT INTO brain_jobs (integration_id, session_id, session_seq, partition, conversation_id,
-		message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-		j.IntegrationID, j.SessionID, j.SessionSeq, j.Partition, j.ConversationID, j.MessageID, ms(j.CreatedAt)).Scan(&j.Seq)
+	var err error
+	j.Seq, err = t.insert(`INSERT INTO brain_jobs (integration_id, session_id, session_seq, partition, conversation_id,
+		message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		j.IntegrationID, j.SessionID, j.SessionSeq, j.Partition, j.ConversationID, j.MessageID, ms(j.CreatedAt))
 	if err != nil {
 		return t.wrap("insert brain job", err, "brain job")
 	}

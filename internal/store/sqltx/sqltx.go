@@ -35,6 +35,9 @@ type Dialect struct {
 	// MalformedKey, when set, reports whether err says a key could not be parsed (a string that
 	// is not a UUID, on PostgreSQL): such a key names no row.
 	MalformedKey func(error) bool
+	// LastInsertID says the driver returns a new row's integer key from Exec (SQLite), which is
+	// cheaper than reading it back with RETURNING (PostgreSQL).
+	LastInsertID bool
 
 	rebound sync.Map // query -> rewritten query
 }
@@ -136,6 +139,20 @@ func (t *Tx) queryRow(q string, args ...any) *sql.Row {
 		return st.QueryRowContext(t.ctx, args...)
 	}
 	return t.tx.QueryRowContext(t.ctx, t.d.rebind(q), args...)
+}
+
+// insert runs an INSERT into a table whose integer key is seq and returns the new key.
+func (t *Tx) insert(q string, args ...any) (int64, error) {
+	if t.d.LastInsertID {
+		res, err := t.exec(q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.LastInsertId()
+	}
+	var seq int64
+	err := t.queryRow(q+" RETURNING seq", args...).Scan(&seq)
+	return seq, err
 }
 
 // wrap names the failed operation and translates the database's errors into the domain's.

@@ -94,9 +94,9 @@ CREATE TABLE outbox (
     created_at      INTEGER NOT NULL,
     finished_at     INTEGER NOT NULL DEFAULT 0
 );
--- Partial indexes: pending and failed rows are few at any time, delivered ones are most.
-CREATE INDEX outbox_pending ON outbox (session_id, session_seq) WHERE state = 'pending';
-CREATE INDEX outbox_pending_partition ON outbox (partition) WHERE state = 'pending';
+-- Partial indexes: pending and failed rows are few at any time, delivered ones are most. The
+-- pending index serves both a session's queue and the scan of a partition's sessions.
+CREATE INDEX outbox_pending ON outbox (session_id, session_seq, partition) WHERE state = 'pending';
 CREATE INDEX outbox_failed ON outbox (integration_id, seq) WHERE state = 'failed';
 
 -- Brain work: a user message waiting for the brain's reply. Deleted when the reply commits.
@@ -110,8 +110,7 @@ CREATE TABLE brain_jobs (
     message_id      TEXT NOT NULL,
     created_at      INTEGER NOT NULL
 );
-CREATE INDEX brain_jobs_session ON brain_jobs (session_id, session_seq);
-CREATE INDEX brain_jobs_partition ON brain_jobs (partition);
+CREATE INDEX brain_jobs_session ON brain_jobs (session_id, session_seq, partition);
 
 CREATE TABLE idempotency_keys (
     integration_id TEXT NOT NULL,
