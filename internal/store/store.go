@@ -18,8 +18,13 @@ import (
 type Store interface {
 	// Update runs fn in a read-write transaction and commits when fn returns nil; an error from
 	// fn rolls back everything fn did and is returned as is. Update returns only once the
-	// commit is durable. fn must do nothing but work through the Tx (no network, no sleeping):
-	// on SQLite many Updates are committed together by one writer, and a slow fn holds all.
+	// commit is durable and the watchers have been told of it.
+	//
+	// fn must do nothing but work through the Tx (no network, no sleeping): on SQLite many
+	// Updates are committed together by one writer, and a slow fn holds all. fn may run more
+	// than once (PostgreSQL runs it again after a deadlock), so it must not depend on effects
+	// of an earlier run outside the Tx. After a Tx method fails, fn must return: on PostgreSQL
+	// the transaction is aborted.
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	// View runs fn in a read-only transaction that sees one consistent snapshot.
