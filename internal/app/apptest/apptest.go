@@ -83,12 +83,16 @@ func Start(t testing.TB, opt Options) *Server {
 	if err := m.Run(t.Context()); err != nil {
 		t.Fatalf("starting parley: %v", err)
 	}
+	s := &Server{Main: m, URL: m.URL(), Admin: m.Admin, Client: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
+		// Spare connections the client dialed but never used look like new connections to
+		// the server, and Shutdown waits seconds for those: close them first.
+		s.Client.CloseIdleConnections()
 		if err := m.Close(); err != nil {
 			t.Errorf("stopping parley: %v", err)
 		}
 	})
-	return &Server{Main: m, URL: m.URL(), Admin: m.Admin, Client: &http.Client{Timeout: 30 * time.Second}}
+	return s
 }
 
 // NewDatabase returns the URL of a new, empty database of the backend.
