@@ -152,6 +152,14 @@ func (s *Server) NewIntegration(t testing.TB, spec admin.IntegrationSpec) *Integ
 	return &Integration{ID: in.ID, Key: key, DeskID: in.DeskID, Receiver: rcv, srv: s, t: t}
 }
 
+// On returns the integration as seen through another server sharing its database (another
+// node of a deployment).
+func (in *Integration) On(s *Server) *Integration {
+	c := *in
+	c.srv = s
+	return &c
+}
+
 // Response is an HTTP answer.
 type Response struct {
 	Status int
