@@ -23,6 +23,9 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"IntegrationRoundTrip", testIntegrationRoundTrip},
 		{"SessionLifecycle", testSessionLifecycle},
+		{"FileLifecycle", testFileLifecycle},
+		{"FileRetention", testFileRetention},
+		{"SigningKey", testSigningKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
