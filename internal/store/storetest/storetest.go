@@ -84,8 +84,10 @@ func testSessionLifecycle(t *testing.T, s store.Store) {
 	conv := &parley.Conversation{ID: parley.NewID(), SessionID: sess.ID, IntegrationID: in.ID,
 		Status: parley.ConversationOpen, HandledBy: parley.HandledByBrain, CreatedAt: now, UpdatedAt: now}
 	sess.ConversationID = conv.ID
-	var changes []*store.Change
-	s.Watch(func(c *store.Change) { changes = append(changes, c) })
+	// Watchers run on the committing goroutine, possibly after Update has returned: collect
+	// what they see through a channel.
+	changes := make(chan *store.Change, 8)
+	s.Watch(func(c *store.Change) { changes <- c })
 	err := s.Update(ctx(t), func(tx store.Tx) error {
 		if err := tx.CreateSession(sess); err != nil {
 			return err
@@ -119,7 +121,17 @@ func testSessionLifecycle(t *testing.T, s store.Store) {
 	if got.Conversation.HandledBy != parley.HandledByBrain || string(got.Context) != `{"a":1}` || len(msgs) != 1 || msgs[0].Text != "hi" {
 		t.Errorf("session %+v conversation %+v messages %d", got, got.Conversation, len(msgs))
 	}
-	if len(changes) != 1 || len(changes[0].Events) != 1 {
-		t.Errorf("watchers saw %d changes, want 1 with 1 event", len(changes))
+	select {
+	case c := <-changes:
+		if len(c.Events) != 1 {
+			t.Errorf("watchers saw a change with %d events, want 1", len(c.Events))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watchers saw no change, want 1 with 1 event")
+	}
+	select {
+	case <-changes:
+		t.Error("watchers saw more than one change, want 1")
+	default:
 	}
 }
