@@ -17,6 +17,7 @@ import (
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/files"
 	"github.com/parleyhq/parley/internal/httpapi"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/store"
@@ -77,6 +78,7 @@ type Main struct {
 	Admin   *admin.Service
 	API     *httpapi.Server
 	Metrics *metrics.Registry
+	Files   *files.Service
 
 	services []Service
 	server   *http.Server
@@ -101,12 +103,25 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	m.DB = db
+	// Listen before building the rest: the URLs parley hands out need the address it really
+	// listens on (the port is chosen by the system with :0).
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		m.Close()
+		return err
+	}
+	m.listener = ln
 	m.Metrics = metrics.NewRegistry()
 	m.Chat = chat.New(m.Clock.Now)
 	m.Admin = admin.New(db, m.Clock.Now)
+	if m.Files, err = m.openFiles(ctx); err != nil {
+		m.Close()
+		return fmt.Errorf("files: %w", err)
+	}
+	m.services = append(m.services, m.Files.Sweeper(m.Clock, m.Log))
 	proxies, _ := m.Config.Proxies() // validated above
 	m.API = httpapi.New(httpapi.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies,
-		AdminToken: m.Config.AdminToken}, db, m.Chat, m.Admin, m.Log)
+		AdminToken: m.Config.AdminToken, Files: m.Files}, db, m.Chat, m.Admin, m.Log)
 
 	for _, s := range m.services {
 		if err := s.Start(ctx); err != nil {
@@ -125,12 +140,6 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", m.Config.Addr)
-	if err != nil {
-		m.Close()
-		return err
-	}
-	m.listener = ln
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.server.Serve(ln) }()
 	m.Log.Info("parley is serving", "addr", m.Addr(), "database", redact(m.Config.DatabaseURL))
@@ -163,6 +172,8 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.server = nil
+	} else if m.listener != nil {
+		m.listener.Close() // Run failed before serving
 	}
 	for i := len(m.services) - 1; i >= 0; i-- {
 		m.services[i].Stop()

@@ -29,6 +29,10 @@ type Config struct {
 	BodyLimit       int64
 	ShutdownTimeout time.Duration
 	AutoMigrate     bool
+	// PublicURL is the base URL clients reach this server at, for the URLs it hands out (file
+	// uploads and downloads). Empty means http:// and the address it listens on.
+	PublicURL string
+	Files     Files
 }
 
 // Default returns the defaults: SQLite in the working directory, loopback only.
@@ -41,6 +45,7 @@ func Default() Config {
 		BodyLimit:       1 << 20,
 		ShutdownTimeout: 30 * time.Second,
 		AutoMigrate:     true,
+		Files:           DefaultFiles(),
 	}
 }
 
@@ -58,6 +63,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.BodyLimit, "body-limit", c.BodyLimit, "largest JSON request body in bytes (PARLEY_BODY_LIMIT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight work (PARLEY_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.AutoMigrate, "auto-migrate", c.AutoMigrate, "migrate the database schema at start (PARLEY_AUTO_MIGRATE)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at, for the file URLs it hands out; default: http://ADDR (PARLEY_PUBLIC_URL)")
+	c.Files.bind(fs)
 	fs.String("config", "", "file of PARLEY_<NAME>=value lines (PARLEY_CONFIG)")
 }
 
@@ -151,7 +158,12 @@ func (c *Config) Validate() error {
 	if c.BodyLimit < 1024 {
 		return fmt.Errorf("body-limit must be at least 1024 bytes")
 	}
-	return nil
+	if c.PublicURL != "" {
+		if err := checkBaseURL(c.PublicURL); err != nil {
+			return fmt.Errorf("public-url: %v", err)
+		}
+	}
+	return c.Files.validate()
 }
 
 // Level returns the log level.
