@@ -18,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/expiry"
+	"github.com/parleyhq/parley/internal/files"
 	"github.com/parleyhq/parley/internal/httpapi"
 	"github.com/parleyhq/parley/internal/janitor"
 	"github.com/parleyhq/parley/internal/lease"
@@ -81,6 +82,7 @@ type Main struct {
 	Admin      *admin.Service
 	API        *httpapi.Server
 	Metrics    *metrics.Registry
+	Files      *files.Service
 	Dispatcher *outbox.Dispatcher
 	Leases     *lease.Manager
 	Expiry     *expiry.Sweeper
@@ -108,12 +110,24 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	m.DB = db
+	// Listen before building the rest: the URLs parley hands out need the address it really
+	// listens on (the port is chosen by the system with :0).
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		m.Close()
+		return err
+	}
+	m.listener = ln
 	m.Metrics = metrics.NewRegistry()
 	m.Chat = chat.New(m.Clock.Now)
 	m.Admin = admin.New(db, m.Clock.Now)
+	if m.Files, err = m.openFiles(ctx); err != nil {
+		m.Close()
+		return fmt.Errorf("files: %w", err)
+	}
 	proxies, _ := m.Config.Proxies() // validated above
 	m.API = httpapi.New(httpapi.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies,
-		AdminToken: m.Config.AdminToken}, db, m.Chat, m.Admin, m.Log)
+		AdminToken: m.Config.AdminToken, Files: m.Files}, db, m.Chat, m.Admin, m.Log)
 
 	// Background services, in start order; they stop in reverse. The dispatcher watches commits
 	// before the leases hand it partitions; leases are given back before it stops.
@@ -122,7 +136,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, m.Dispatcher)
 	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
 	m.services = []Service{m.Dispatcher, m.Leases, m.Expiry,
-		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow)}
+		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow),
+		m.Files.Sweeper(m.Clock, m.Log)}
 	for i, s := range m.services {
 		if err := s.Start(ctx); err != nil {
 			m.services = m.services[:i]
@@ -141,12 +156,6 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", m.Config.Addr)
-	if err != nil {
-		m.Close()
-		return err
-	}
-	m.listener = ln
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.server.Serve(ln) }()
 	m.Log.Info("parley is serving", "addr", m.Addr(), "database", redact(m.Config.DatabaseURL))
@@ -179,6 +188,8 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.server = nil
+	} else if m.listener != nil {
+		m.listener.Close() // Run failed before serving
 	}
 	for i := len(m.services) - 1; i >= 0; i-- {
 		m.services[i].Stop()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/files"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -140,7 +141,7 @@ func (e *Engine) PostUserMessage(tx store.Tx, in *parley.Integration, sessionID 
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFiles(tx, s, msg.Attachments); err != nil {
+	if err := checkFiles(tx, s, msg.Attachments, now); err != nil {
 		return nil, err
 	}
 	if msg.Context != nil {
@@ -195,7 +196,7 @@ func (e *Engine) PostExternalAgentMessage(tx store.Tx, in *parley.Integration, s
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFiles(tx, s, msg.Attachments); err != nil {
+	if err := checkFiles(tx, s, msg.Attachments, now); err != nil {
 		return nil, err
 	}
 	c := s.Conversation
@@ -341,6 +342,18 @@ func deliverToDesk(tx store.Tx, in *parley.Integration, s *parley.Session, now t
 // session-not-found, so a caller cannot probe other integrations' sessions.
 func (e *Engine) active(tx store.Tx, in *parley.Integration, sessionID string, now time.Time) (*parley.Session, error) {
 	s, err := tx.LockSession(sessionID)
+	return activeOnly(s, err, in, now)
+}
+
+// ActiveSession returns a session the integration may act on, by the same rule as every
+// operation here, without locking it: for calls that change nothing of the session itself
+// (file uploads and downloads). It is not activity: the session's deadline does not move.
+func (e *Engine) ActiveSession(tx store.ReadTx, in *parley.Integration, sessionID string) (*parley.Session, error) {
+	s, err := tx.Session(sessionID)
+	return activeOnly(s, err, in, e.Now())
+}
+
+func activeOnly(s *parley.Session, err error, in *parley.Integration, now time.Time) (*parley.Session, error) {
 	if parley.IsCode(err, parley.ENotFound) || (err == nil && (s.IntegrationID != in.ID || !s.ActiveAt(now))) {
 		return nil, parley.Errorf(parley.ESessionNotFound, "session not found")
 	}
@@ -385,13 +398,9 @@ func emit(tx store.Tx, in *parley.Integration, s *parley.Session, eventType stri
 	return tx.InsertEvent(parley.NewEvent(in, s, eventType, at, f))
 }
 
-// checkFiles refuses attachments that name a file_id: files are not stored yet, so any file_id
-// is unknown (SPEC §2: an unknown file_id is invalid-payload).
-func checkFiles(tx store.Tx, s *parley.Session, atts []parley.Attachment) error {
-	for _, a := range atts {
-		if a.FileID != "" {
-			return parley.Errorf(parley.EInvalid, "unknown file_id %q", a.FileID)
-		}
-	}
-	return nil
+// checkFiles makes sure every file_id of a message names a finished upload of the session and
+// records the message's reference to it, which keeps the file as long as the message (SPEC §2:
+// otherwise invalid-payload). The rules live in package files.
+func checkFiles(tx store.Tx, s *parley.Session, atts []parley.Attachment, now time.Time) error {
+	return files.Use(tx, s.ID, atts, now)
 }

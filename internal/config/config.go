@@ -34,6 +34,10 @@ type Config struct {
 	DeliveryInFlight  int           // webhook deliveries in flight at once, all integrations together
 	DeliveredRetained time.Duration // how long delivered webhook events are kept
 	ExpiryInterval    time.Duration // how often sessions past their timeout are looked for
+	// PublicURL is the base URL clients reach this server at, for the URLs it hands out (file
+	// uploads and downloads). Empty means http:// and the address it listens on.
+	PublicURL string
+	Files     Files
 }
 
 // Default returns the defaults: SQLite in the working directory, loopback only.
@@ -50,6 +54,7 @@ func Default() Config {
 		DeliveryInFlight:  1024,
 		DeliveredRetained: 7 * 24 * time.Hour,
 		ExpiryInterval:    500 * time.Millisecond,
+		Files:             DefaultFiles(),
 	}
 }
 
@@ -71,6 +76,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.DeliveryInFlight, "delivery-in-flight", c.DeliveryInFlight, "webhook deliveries in flight at once, all integrations together (PARLEY_DELIVERY_IN_FLIGHT)")
 	fs.DurationVar(&c.DeliveredRetained, "delivered-retained", c.DeliveredRetained, "how long delivered webhook events are kept (PARLEY_DELIVERED_RETAINED)")
 	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often sessions past their timeout are looked for (PARLEY_EXPIRY_INTERVAL)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at, for the file URLs it hands out; default: http://ADDR (PARLEY_PUBLIC_URL)")
+	c.Files.bind(fs)
 	fs.String("config", "", "file of PARLEY_<NAME>=value lines (PARLEY_CONFIG)")
 }
 
@@ -170,7 +177,12 @@ func (c *Config) Validate() error {
 	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
 		return fmt.Errorf("expiry-interval must be between 1ns and 1s (session:expired is due within 2s of the deadline)")
 	}
-	return nil
+	if c.PublicURL != "" {
+		if err := checkBaseURL(c.PublicURL); err != nil {
+			return fmt.Errorf("public-url: %v", err)
+		}
+	}
+	return c.Files.validate()
 }
 
 // Level returns the log level.

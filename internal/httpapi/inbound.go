@@ -448,7 +448,11 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, in *parley
 			page.Next = &msgs[limit-1].ID
 		}
 		for _, m := range msgs {
-			page.Messages = append(page.Messages, NewMessageView(m))
+			v := NewMessageView(m)
+			if v.Attachments, err = s.resolve(tx, m.Attachments); err != nil {
+				return nil, err
+			}
+			page.Messages = append(page.Messages, v)
 		}
 		return page, nil
 	})

@@ -19,7 +19,9 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
+	"github.com/parleyhq/parley/internal/blob"
 	"github.com/parleyhq/parley/internal/chat"
+	"github.com/parleyhq/parley/internal/files"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/store"
 )
@@ -30,6 +32,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed
 	AdminToken     string         // bearer token of the admin API; empty closes it
 	AuthCacheTTL   time.Duration  // how long an integration's keys are cached
+	Files          *files.Service // uploads and downloads; nil answers 501 on the file routes
 }
 
 // IdempotencyWindow is how long an Idempotency-Key is remembered (SPEC §2).
@@ -74,8 +77,11 @@ func (s *Server) Register(rt *Router) {
 	rt.Handle("POST", sess+"/conversation/close", in(s.closeConversation))
 	rt.Handle("POST", sess+"/conversation/reopen", in(s.reopenConversation))
 	rt.Handle("POST", sess+"/handover", in(s.handover))
-	rt.Handle("POST", sess+"/files/upload-url", in(s.notYet("file uploads")))
-	rt.Handle("POST", sess+"/files/download-url", in(s.notYet("file downloads")))
+	rt.Handle("POST", sess+"/files/upload-url", in(s.uploadURL))
+	rt.Handle("POST", sess+"/files/download-url", in(s.downloadURL))
+	// parley's own signed file URLs: the signature is the credential.
+	rt.HandleFunc("PUT", blob.FilesPath+"{file_id}", s.putFile)
+	rt.HandleFunc("GET", blob.FilesPath+"{file_id}", s.getFile)
 
 	const adm = "/admin/v1"
 	a := s.adminOnly

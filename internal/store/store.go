@@ -89,6 +89,11 @@ type ReadTx interface {
 	PendingJobs(sessionID string) ([]*parley.BrainJob, error)
 	// PendingJobSessions returns sessions of the given partitions that have brain jobs.
 	PendingJobSessions(partitions []int, limit int) ([]string, error)
+
+	// File returns a file, of whichever session.
+	File(id string) (*parley.File, error)
+	// Files returns those of the files named by ids that exist, in no particular order.
+	Files(ids []string) ([]*parley.File, error)
 }
 
 // EventFilter selects outbox events. Zero fields select all.
@@ -164,4 +169,24 @@ type Tx interface {
 	// response stored before since is replaced; one stored since is a conflict.
 	SaveIdempotentResponse(integrationID, key string, status int, body []byte, at, since time.Time) error
 	DeleteIdempotentResponses(before time.Time, limit int) (int, error)
+
+	CreateFile(f *parley.File) error
+	// SetFileState moves a file from state `from` to state `to` and sets its Size; moving to
+	// parley.FileReady also sets its UploadedAt to at. It returns EConflict when the file is not
+	// in state `from` (another request moved it first), ENotFound when there is no such file.
+	SetFileState(id, from, to string, size int64, at time.Time) error
+	// ReferenceFiles marks the ready files of a session named by ids as referenced (at `at`,
+	// unless they already were) and returns how many of the ids named such a file. ids must not
+	// repeat.
+	ReferenceFiles(sessionID string, ids []string, at time.Time) (int, error)
+	// FilesToDelete marks up to limit unreferenced files created before `before` for deletion
+	// (parley.FileDeleting), skipping files another transaction holds, and returns up to limit
+	// files so marked, including ones marked earlier whose deletion did not finish.
+	FilesToDelete(before time.Time, limit int) ([]*parley.File, error)
+	// DeleteFile removes the row of a file marked for deletion.
+	DeleteFile(id string) error
+
+	// SigningKey returns the secret stored under name, storing candidate first when there is
+	// none, so that every process of a deployment signs with the same key.
+	SigningKey(name string, candidate []byte) ([]byte, error)
 }

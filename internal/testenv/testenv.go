@@ -69,7 +69,8 @@ func PostgresURL(t testing.TB) string {
 }
 
 // PostgresSchema returns a URL whose connections work in a new, empty schema of the test
-// database, dropped when the test ends: tests run in parallel without seeing each other.
+// database, dropped when the test ends: tests run in parallel without seeing each other. The
+// URL asks parley for a small connection pool.
 func PostgresSchema(t testing.TB) string {
 	t.Helper()
 	base := PostgresURL(t)
@@ -94,6 +95,7 @@ func PostgresSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	q.Set("max_conns", "6")
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -104,4 +106,17 @@ func Strict() bool { return os.Getenv(StrictEnv) != "" }
 // Describe is a one-line summary for test logs.
 func Describe() string {
 	return fmt.Sprintf("%s=%q %s=%q", StrictEnv, os.Getenv(StrictEnv), PostgresEnv, os.Getenv(PostgresEnv))
+}
+
+// WithoutPool removes parley's max_conns parameter from a test database URL, for opening it
+// with a plain driver.
+func WithoutPool(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	q.Del("max_conns")
+	p.RawQuery = q.Encode()
+	return p.String()
 }

@@ -76,6 +76,7 @@ func Start(t testing.TB, opt Options) *Server {
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = NewDatabase(t, opt.Backend)
 	}
+	cfg.Files.Dir = filepath.Join(t.TempDir(), "files")
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
 	}

@@ -47,7 +47,7 @@ func TestStore(t *testing.T) {
 // rawDB opens the test schema without the store, to look at it or tamper with it.
 func rawDB(t *testing.T, u string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("pgx", u)
+	db, err := sql.Open("pgx", testenv.WithoutPool(u))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,10 @@ func Run(t *testing.T, h Harness) {
 		{"ViewReadOnly", testViewReadOnly},
 		{"ViewSnapshot", testViewSnapshot},
 		{"Close", testClose},
+
+		{"FileLifecycle", withStore(testFileLifecycle)},
+		{"FileRetention", withStore(testFileRetention)},
+		{"SigningKey", withStore(testSigningKey)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -351,4 +355,9 @@ func (r *recorder) barrier(t *testing.T, s store.Store) []*store.Change {
 	from := r.from
 	r.from = i + 1
 	return cs[from:i]
+}
+
+// withStore adapts a test that needs only one fresh store.
+func withStore(fn func(t *testing.T, s store.Store)) func(t *testing.T, h Harness) {
+	return func(t *testing.T, h Harness) { fn(t, h.Open(t)) }
 }
