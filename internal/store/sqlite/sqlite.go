@@ -253,20 +253,21 @@ func (s *Store) writer() {
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	change, err := s.runBatch(batch, errs)
+	// Watchers hear of the commit before its callers are answered, as on PostgreSQL: when
+	// Update returns, whoever acts on changes already knows of this one.
+	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0) {
+		s.mu.RLock()
+		watchers := s.watchers
+		s.mu.RUnlock()
+		for _, w := range watchers {
+			w(change)
+		}
+	}
 	for i, o := range batch {
 		if err != nil && errs[i] == nil {
 			errs[i] = err // the transaction failed: nothing of the batch committed
 		}
 		o.errc <- errs[i]
-	}
-	if err != nil || change == nil || (len(change.Events) == 0 && len(change.Jobs) == 0 && len(change.Conversations) == 0) {
-		return
-	}
-	s.mu.RLock()
-	watchers := s.watchers
-	s.mu.RUnlock()
-	for _, w := range watchers {
-		w(change)
 	}
 }
 
