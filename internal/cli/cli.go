@@ -181,4 +181,3 @@ func sortedKeys(m map[string]command) []string {
 	sort.Strings(keys)
 	return keys
 }
-

@@ -108,7 +108,9 @@ func (s *Server) inbound(h inboundHandler) http.Handler {
 	})
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) { WriteError(w, r, s.log, err) }
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	WriteError(w, r, s.log, err)
+}
 
 // sessionID returns the path's session ID. A malformed one names no session.
 func sessionID(r *http.Request) (string, error) {
