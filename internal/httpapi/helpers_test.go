@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -312,3 +313,27 @@ func send(t testing.TB, srv *apptest.Server, in *apptest.Integration, method, pa
 	}
 	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
+
+// jsonEqual reports whether a and b are the same JSON value.
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	var x, y any
+	if json.Unmarshal(ja, &x) != nil || json.Unmarshal(jb, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// decodeJSON decodes b into v or fails the test.
+func decodeJSON(t testing.TB, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
