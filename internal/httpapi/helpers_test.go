@@ -286,7 +286,8 @@ func nested(n int) string {
 }
 
 // send makes an inbound call with a raw body, with a Content-Length or (chunked) without one.
-// headers are name, value pairs; the Content-Type is JSON unless they say otherwise.
+// headers are name, value pairs (a value of "-" removes the header); the Content-Type is JSON
+// unless they say otherwise.
 func send(t testing.TB, srv *apptest.Server, in *apptest.Integration, method, path, body string, chunked bool, headers ...string) *apptest.Response {
 	t.Helper()
 	var rd io.Reader = strings.NewReader(body)
@@ -300,6 +301,10 @@ func send(t testing.TB, srv *apptest.Server, in *apptest.Integration, method, pa
 	req.Header.Set("Authorization", "apikey "+in.Key)
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "-" {
+			req.Header.Del(headers[i]) // "-" leaves the header out
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := srv.Client.Do(req)
