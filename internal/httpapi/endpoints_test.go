@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"database/sql"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/app/apptest"
+	"github.com/parleyhq/parley/internal/store/sqlite"
 )
 
 // endpoint is one inbound call on a session, with a body that is valid for it.
@@ -51,9 +53,14 @@ func TestEndpointsSucceed(t *testing.T) {
 		t.Run("create session", func(t *testing.T) {
 			t.Parallel()
 			in := srv.NewIntegration(t, noSpec)
+			seen := map[string]bool{}
 			for _, body := range []any{nil, "", map[string]any{}, map[string]any{"external_session_id": "e", "channel_user_id": "u", "context": map[string]any{"x": 1}}} {
 				r := in.Call("POST", "/sessions", body)
 				got := expectBody(t, r, http.StatusCreated, "session_id", "context")
+				if rid := got["request_id"].(string); seen[rid] {
+					t.Errorf("request_id %s answered twice", rid)
+				}
+				seen[got["request_id"].(string)] = true
 				if _, ok := parley.ParseID(got["session_id"].(string)); !ok {
 					t.Errorf("session_id %v is not a UUID", got["session_id"])
 				}
@@ -346,5 +353,44 @@ func TestHistoryPaging(t *testing.T) {
 			expectError(t, in.Call("GET", sp(sid, "/messages"+q), nil), http.StatusBadRequest, parley.EInvalid)
 		}
 		expectBody(t, in.Call("GET", sp(sid, "/messages?limit=200"), nil), http.StatusOK, "messages", "next")
+	})
+}
+
+// TestInternalError breaks the database under a running server: the call answers 500
+// internal-server-error whose message names the request_id (the X-Request-Id) and nothing of
+// the cause.
+func TestInternalError(t *testing.T) {
+	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
+		srv := apptest.Start(t, apptest.Options{Backend: b})
+		in := srv.NewIntegration(t, noSpec)
+		sid := in.NewSession()
+		url := srv.Main.Config.DatabaseURL
+		driver, dsn, drop := "pgx", url, "DROP TABLE messages CASCADE"
+		if path, ok := sqlite.PathFromURL(url); ok {
+			driver, dsn, drop = "sqlite3", "file:"+path+"?_busy_timeout=10000", "DROP TABLE messages"
+		}
+		db, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(t.Context(), drop); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*apptest.Response{
+			in.Call("POST", sp(sid, "/messages"), map[string]any{"input": map[string]any{"text": "hi"}}),
+			in.Call("GET", sp(sid, "/messages"), nil),
+		} {
+			expectError(t, r, http.StatusInternalServerError, parley.EInternal)
+			msg := r.Str(t, "error_message")
+			if msg != "internal error; request_id "+r.Header.Get("X-Request-Id") {
+				t.Errorf("error_message = %q, X-Request-Id %s", msg, r.Header.Get("X-Request-Id"))
+			}
+			for _, leak := range []string{"messages", "table", "relation", "sql", "store"} {
+				if strings.Contains(strings.ToLower(string(r.Body)), leak) {
+					t.Errorf("the 500 shows internals (%q): %s", leak, r.Body)
+				}
+			}
+		}
 	})
 }
