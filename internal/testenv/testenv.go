@@ -74,17 +74,22 @@ func PostgresSchema(t testing.TB) string {
 	t.Helper()
 	base := PostgresURL(t)
 	schema := "t_" + strings.ReplaceAll(parley.NewRandomID(), "-", "")[:20]
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
+	// A connection only while creating and dropping: the server's max_connections is shared by
+	// every test running at once, and this one would sit idle for the whole test.
+	exec := func(q string) error {
+		db, err := sql.Open("pgx", base)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = db.Exec(q)
+		return err
 	}
-	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		db.Close()
+	if err := exec(`CREATE SCHEMA ` + schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() {
-		defer db.Close()
-		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+		if err := exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
 			t.Logf("drop schema %s: %v", schema, err)
 		}
 	})
@@ -94,6 +99,9 @@ func PostgresSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	// Names the test process in pg_stat_activity, so who holds the shared server's
+	// connections can be seen.
+	q.Set("application_name", fmt.Sprintf("parley-test-%d", os.Getpid()))
 	u.RawQuery = q.Encode()
 	return u.String()
 }
