@@ -219,25 +219,34 @@ func badCases() []badCase {
 
 // TestBadInput sends every bad request of badCases: each answers 400 invalid-payload in the
 // error shape and leaves the session, its history, the outbox, the brain jobs and every table
-// as they were.
+// as they were. The cases of one call share a session and run one after the other; the calls
+// run in parallel.
 func TestBadInput(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
 		srv := apptest.Start(t, apptest.Options{Backend: b})
-		for i, tc := range badCases() {
-			t.Run(fmt.Sprintf("%s/%03d %s", tc.call.name, i, tc.name), func(t *testing.T) {
+		byCall := map[string][]badCase{}
+		for _, tc := range badCases() {
+			byCall[tc.call.name] = append(byCall[tc.call.name], tc)
+		}
+		for call, cases := range byCall {
+			t.Run(call, func(t *testing.T) {
 				t.Parallel()
 				in := srv.NewIntegration(t, noSpec)
 				sid := in.NewSession()
 				in.Send(sid, "before")
-				path := sp(sid, tc.call.path)
-				if tc.call.path == "-" {
-					path = "/sessions"
+				for i, tc := range cases {
+					t.Run(fmt.Sprintf("%03d %s", i, tc.name), func(t *testing.T) {
+						path := sp(sid, tc.call.path)
+						if tc.call.path == "-" {
+							path = "/sessions"
+						}
+						var r *apptest.Response
+						unchanged(t, srv, in, sid, func() {
+							r = send(t, srv, in, tc.call.method, path, tc.body, false, tc.headers...)
+						})
+						expectError(t, r, tc.status, tc.code)
+					})
 				}
-				var r *apptest.Response
-				unchanged(t, srv, in, sid, func() {
-					r = send(t, srv, in, tc.call.method, path, tc.body, false, tc.headers...)
-				})
-				expectError(t, r, tc.status, tc.code)
 			})
 		}
 	})

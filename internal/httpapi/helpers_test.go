@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,21 +148,43 @@ func conversation(t testing.TB, in *apptest.Integration, sid string) conv {
 	return conv{ID: c["id"].(string), Status: c["status"].(string), HandledBy: c["handled_by"].(string)}
 }
 
-// rowCounts counts an integration's rows in every table a request can write, straight from
-// the database: "nothing changed" must hold for rows no API shows (a half-made session, a
-// stray brain job or idempotency record).
-func rowCounts(t testing.TB, srv *apptest.Server, integrationID string) map[string]int {
+// rawDBs holds one connection pool per database URL for rowCounts. Pools are not closed: their
+// idle connection closes itself a second after the last use, so a server's database (a
+// PostgreSQL schema, a SQLite file) can be dropped when its test ends.
+var rawDBs sync.Map // database URL -> *sql.DB
+
+// rawDB returns a pool on the database of srv, to read what no API shows.
+func rawDB(t testing.TB, srv *apptest.Server) (*sql.DB, string) {
 	t.Helper()
 	url := srv.Main.Config.DatabaseURL
 	driver, dsn, ph := "pgx", url, "$1"
 	if path, ok := sqlite.PathFromURL(url); ok {
 		driver, dsn, ph = "sqlite3", "file:"+path+"?_query_only=true", "?"
 	}
+	if db, ok := rawDBs.Load(url); ok {
+		return db.(*sql.DB), ph
+	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	// One connection: the PostgreSQL server is shared (max_connections) and counts are quick.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(time.Second)
+	if prev, loaded := rawDBs.LoadOrStore(url, db); loaded {
+		db.Close()
+		db = prev.(*sql.DB)
+	}
+	return db, ph
+}
+
+// rowCounts counts an integration's rows in every table a request can write, straight from
+// the database: "nothing changed" must hold for rows no API shows (a half-made session, a
+// stray brain job or idempotency record).
+func rowCounts(t testing.TB, srv *apptest.Server, integrationID string) map[string]int {
+	t.Helper()
+	db, ph := rawDB(t, srv)
 	bySession := "session_id IN (SELECT id FROM sessions WHERE integration_id = " + ph + ")"
 	byIntegration := "integration_id = " + ph
 	counts := map[string]int{}
