@@ -12,6 +12,7 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/app/apptest"
+	"github.com/parleyhq/parley/internal/testenv"
 )
 
 // TestIdempotencyRepeat sends every mutating call twice with the same Idempotency-Key: the
@@ -216,6 +217,9 @@ func TestIdempotencyConcurrent(t *testing.T) {
 				before := rowCounts(t, srv, in.ID)
 				url := srv.URL + "/v1/custom/" + in.ID + tc.path(in, sid)
 				const n = 20
+				if b == apptest.Postgres {
+					testenv.WaitPostgresHeadroom(t, n+10) // each waiting request holds a connection
+				}
 				type answer struct {
 					status int
 					body   []byte

@@ -113,3 +113,31 @@ func Strict() bool { return os.Getenv(StrictEnv) != "" }
 func Describe() string {
 	return fmt.Sprintf("%s=%q %s=%q", StrictEnv, os.Getenv(StrictEnv), PostgresEnv, os.Getenv(PostgresEnv))
 }
+
+// WaitPostgresHeadroom waits, for at most a minute, until the test PostgreSQL server has n
+// connection slots free. Its max_connections is shared by every test process on the machine;
+// a test that needs n connections at once (concurrent requests waiting on one row lock) calls
+// this first so it does not fail for connections other processes hold for a moment. After the
+// wait it goes on regardless, and the test reports what it sees.
+func WaitPostgresHeadroom(t testing.TB, n int) {
+	t.Helper()
+	db, err := sql.Open("pgx", PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var free int
+		err := db.QueryRowContext(t.Context(), `SELECT current_setting('max_connections')::int -
+			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')`).Scan(&free)
+		if err == nil && free >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("PostgreSQL has %d free connections (%v), %d wanted; going on", free, err, n)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
