@@ -58,9 +58,11 @@ func PostgresURL(t testing.TB) string {
 			return
 		}
 		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		pgErr = db.PingContext(ctx)
+		pgErr = busyRetry(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			return db.PingContext(ctx)
+		})
 	})
 	if pgErr != nil {
 		Missing(t, "PostgreSQL at "+pgURL, pgErr)
@@ -82,12 +84,13 @@ func PostgresSchema(t testing.TB) string {
 			return err
 		}
 		defer db.Close()
-		_, err = db.Exec(q)
-		return err
+		return busyRetry(func() error { _, err := db.Exec(q); return err })
 	}
 	if err := exec(`CREATE SCHEMA ` + schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
+	// The server the test starts opens a few connections of its own.
+	WaitPostgresHeadroom(t, 8)
 	t.Cleanup(func() {
 		if err := exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
 			t.Logf("drop schema %s: %v", schema, err)
@@ -139,5 +142,18 @@ func WaitPostgresHeadroom(t testing.TB, n int) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// busyRetry runs fn until it does not fail with "too many clients" (the shared server's
+// connections are all taken by other test processes for a moment), for at most a minute.
+func busyRetry(fn func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := fn()
+		if err == nil || !strings.Contains(err.Error(), "SQLSTATE 53300") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
