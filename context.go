@@ -3,6 +3,7 @@ package parley
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"unicode/utf8"
 )
 
@@ -62,8 +63,10 @@ func DecodeObject(b []byte) (map[string]any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, Errorf(EInvalid, "body is not valid JSON")
 	}
-	if dec.More() {
-		return nil, Errorf(EInvalid, "body holds more than one JSON value")
+	// Token, not More: More reports false before a stray ']' or '}', which would let
+	// `{"a":1}}` through.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, Errorf(EInvalid, "body holds data after the JSON object")
 	}
 	m, ok := v.(map[string]any)
 	if !ok {

@@ -38,7 +38,7 @@ type Database interface {
 
 // OpenDatabase opens the database a URL names: sqlite:PATH or postgres://... When migrate is
 // set the schema is brought up to date; otherwise a schema this binary does not know is refused.
-func OpenDatabase(ctx context.Context, dsn string, migrate bool, log *slog.Logger) (Database, error) {
+func OpenDatabase(ctx context.Context, dsn string, maxConns int, migrate bool, log *slog.Logger) (Database, error) {
 	var db Database
 	if path, ok := sqlite.PathFromURL(dsn); ok {
 		s, err := sqlite.Open(path)
@@ -47,7 +47,7 @@ func OpenDatabase(ctx context.Context, dsn string, migrate bool, log *slog.Logge
 		}
 		db = s
 	} else {
-		s, err := postgres.Open(ctx, dsn, log)
+		s, err := postgres.Open(ctx, dsn, maxConns, log)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +105,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Clock == nil {
 		m.Clock = clock.Real{}
 	}
-	db, err := OpenDatabase(ctx, m.Config.DatabaseURL, m.Config.AutoMigrate, m.Log)
+	db, err := OpenDatabase(ctx, m.Config.DatabaseURL, m.Config.DatabaseMaxConns, m.Config.AutoMigrate, m.Log)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}

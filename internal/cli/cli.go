@@ -113,7 +113,7 @@ func parse(env *Env, fs *flag.FlagSet, cfg *config.Config, args []string) ([]str
 
 // openDB opens the configured database for a one-shot command, logging to stderr.
 func openDB(ctx context.Context, env *Env, cfg *config.Config) (app.Database, error) {
-	return app.OpenDatabase(ctx, cfg.DatabaseURL, cfg.AutoMigrate, cfg.Logger(env.Stderr))
+	return app.OpenDatabase(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, cfg.AutoMigrate, cfg.Logger(env.Stderr))
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -146,7 +146,7 @@ func migrate(ctx context.Context, env *Env, args []string) error {
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
-	db, err := app.OpenDatabase(ctx, cfg.DatabaseURL, true, cfg.Logger(env.Stderr))
+	db, err := app.OpenDatabase(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, true, cfg.Logger(env.Stderr))
 	if err != nil {
 		return err
 	}

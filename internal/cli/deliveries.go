@@ -29,12 +29,12 @@ func deliveriesList(ctx context.Context, env *Env, args []string) error {
 	f := store.EventFilter{State: *status, Limit: *limit}
 	var err error
 	if *integ != "" {
-		if f.IntegrationID, err = checkID(*integ); err != nil {
+		if f.IntegrationID, err = checkID("--integration", "an integration", *integ); err != nil {
 			return err
 		}
 	}
 	if *event != "" {
-		if f.EventID, err = checkID(*event); err != nil {
+		if f.EventID, err = checkID("--event", "an event", *event); err != nil {
 			return err
 		}
 	}
@@ -69,13 +69,13 @@ func deliveriesReplay(ctx context.Context, env *Env, args []string) error {
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
-	iid, err := checkID(*integ)
+	iid, err := checkID("--integration", "an integration", *integ)
 	if err != nil {
 		return err
 	}
 	var eid string
 	if *event != "" {
-		if eid, err = checkID(*event); err != nil {
+		if eid, err = checkID("--event", "an event", *event); err != nil {
 			return err
 		}
 	}

@@ -131,10 +131,11 @@ func integrationID(fs *flag.FlagSet) *string {
 	return fs.String("id", "", "the integration's ID")
 }
 
-func checkID(id string) (string, error) {
+// checkID returns the ID a flag holds, or an error naming the flag and what it must hold.
+func checkID(flag, what, id string) (string, error) {
 	norm, ok := parley.ParseID(id)
 	if !ok {
-		return "", parley.Errorf(parley.EInvalid, "%q is not an ID (a UUID)", id)
+		return "", parley.Errorf(parley.EInvalid, "%s must be %s ID (a UUID)", flag, what)
 	}
 	return norm, nil
 }
@@ -148,7 +149,7 @@ func integrationUpdate(ctx context.Context, env *Env, args []string) error {
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
-	iid, err := checkID(*id)
+	iid, err := checkID("--id", "an integration", *id)
 	if err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func integrationKey(ctx context.Context, env *Env, args []string) error {
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
-	iid, err := checkID(*id)
+	iid, err := checkID("--id", "an integration", *id)
 	if err != nil {
 		return err
 	}

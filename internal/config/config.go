@@ -30,6 +30,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	AutoMigrate     bool
 
+	DatabaseMaxConns  int           // PostgreSQL connections this process opens at most
 	NodeID            string        // this process among those sharing a database; random by default
 	DeliveryInFlight  int           // webhook deliveries in flight at once, all integrations together
 	DeliveredRetained time.Duration // how long delivered webhook events are kept
@@ -51,6 +52,7 @@ func Default() Config {
 		ShutdownTimeout: 30 * time.Second,
 		AutoMigrate:     true,
 
+		DatabaseMaxConns:  32,
 		DeliveryInFlight:  1024,
 		DeliveredRetained: 7 * 24 * time.Hour,
 		ExpiryInterval:    500 * time.Millisecond,
@@ -72,6 +74,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.BodyLimit, "body-limit", c.BodyLimit, "largest JSON request body in bytes (PARLEY_BODY_LIMIT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for in-flight work (PARLEY_SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.AutoMigrate, "auto-migrate", c.AutoMigrate, "migrate the database schema at start (PARLEY_AUTO_MIGRATE)")
+	fs.IntVar(&c.DatabaseMaxConns, "database-max-conns", c.DatabaseMaxConns, "PostgreSQL connections this process opens at most (PARLEY_DATABASE_MAX_CONNS)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this process's name among those sharing a database; random by default (PARLEY_NODE_ID)")
 	fs.IntVar(&c.DeliveryInFlight, "delivery-in-flight", c.DeliveryInFlight, "webhook deliveries in flight at once, all integrations together (PARLEY_DELIVERY_IN_FLIGHT)")
 	fs.DurationVar(&c.DeliveredRetained, "delivered-retained", c.DeliveredRetained, "how long delivered webhook events are kept (PARLEY_DELIVERED_RETAINED)")
@@ -170,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyLimit < 1024 {
 		return fmt.Errorf("body-limit must be at least 1024 bytes")
+	}
+	if c.DatabaseMaxConns < 1 {
+		return fmt.Errorf("database-max-conns must be at least 1")
 	}
 	if c.DeliveryInFlight < 1 {
 		return fmt.Errorf("delivery-in-flight must be at least 1")

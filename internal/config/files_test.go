@@ -10,7 +10,7 @@ import (
 	"github.com/parleyhq/parley/internal/config"
 )
 
-func load(t *testing.T, env map[string]string, args ...string) (config.Config, error) {
+func loadValid(t *testing.T, env map[string]string, args ...string) (config.Config, error) {
 	t.Helper()
 	c := config.Default()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -23,7 +23,7 @@ func load(t *testing.T, env map[string]string, args ...string) (config.Config, e
 }
 
 func TestFilesSettings(t *testing.T) {
-	c, err := load(t, nil)
+	c, err := loadValid(t, nil)
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
@@ -35,7 +35,7 @@ func TestFilesSettings(t *testing.T) {
 		t.Errorf("files directory beside ./parley.db = %q", got)
 	}
 
-	c, err = load(t, map[string]string{
+	c, err = loadValid(t, map[string]string{
 		"PARLEY_FILES_BACKEND":       "s3",
 		"PARLEY_S3_BUCKET":           "b",
 		"PARLEY_S3_ACCESS_KEY":       "a",
@@ -68,7 +68,7 @@ func TestFilesSettings(t *testing.T) {
 		"public URL with query": {"PARLEY_PUBLIC_URL": "https://x.example/?a=b"},
 		"public URL not http":   {"PARLEY_PUBLIC_URL": "x.example"},
 	} {
-		if _, err := load(t, env); err == nil {
+		if _, err := loadValid(t, env); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

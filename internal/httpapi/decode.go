@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/parleyhq/parley"
@@ -78,7 +79,65 @@ func Unmarshal(b []byte, dst any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return parley.Errorf(parley.EInvalid, "body holds data after the JSON object")
 	}
+	// encoding/json matches keys to fields ignoring case, so DisallowUnknownFields lets
+	// "Input" and "TEXT" through, and {"text":"a","Text":"b"} means "b" to parley but "a" to
+	// anything that checked the body on the way. Keys must be the fields' names exactly.
+	var generic any
+	dec = json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&generic); err != nil {
+		return decodeError(err)
+	}
+	return exactKeys(generic, reflect.TypeOf(dst), "")
+}
+
+// exactKeys checks every object key of v, a decoded body, is exactly the JSON name of a field
+// of t, the type it was decoded into, down to the free-form parts (maps, any, raw JSON).
+func exactKeys(v any, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, _ := v.(map[string]any)
+		for k, fv := range obj {
+			f, ok := fieldByJSONName(t, k)
+			if !ok {
+				return parley.Errorf(parley.EInvalid, "unknown field %q", path+k)
+			}
+			if err := exactKeys(fv, f.Type, path+k+"."); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		arr, _ := v.([]any)
+		for _, e := range arr {
+			if err := exactKeys(e, t.Elem(), path); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// fieldByJSONName returns the field of struct type t that encoding/json names name.
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous && f.Tag.Get("json") == "" {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // decodeError turns encoding/json's errors into messages an integrator can act on.

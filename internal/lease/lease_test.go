@@ -55,7 +55,7 @@ func (o *owner) has(p int) bool {
 // open opens the database at url as a separate store, as another process would.
 func open(t *testing.T, url string) store.Store {
 	t.Helper()
-	db, err := app.OpenDatabase(t.Context(), url, true, slog.New(slog.DiscardHandler))
+	db, err := app.OpenDatabase(t.Context(), url, 6, true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,9 +58,11 @@ func PostgresURL(t testing.TB) string {
 			return
 		}
 		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		pgErr = db.PingContext(ctx)
+		pgErr = busyRetry(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			return db.PingContext(ctx)
+		})
 	})
 	if pgErr != nil {
 		Missing(t, "PostgreSQL at "+pgURL, pgErr)
@@ -70,22 +72,27 @@ func PostgresURL(t testing.TB) string {
 
 // PostgresSchema returns a URL whose connections work in a new, empty schema of the test
 // database, dropped when the test ends: tests run in parallel without seeing each other. The
-// URL asks parley for a small connection pool.
 func PostgresSchema(t testing.TB) string {
 	t.Helper()
 	base := PostgresURL(t)
 	schema := "t_" + strings.ReplaceAll(parley.NewRandomID(), "-", "")[:20]
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
+	// A connection only while creating and dropping: the server's max_connections is shared by
+	// every test running at once, and this one would sit idle for the whole test.
+	exec := func(q string) error {
+		db, err := sql.Open("pgx", base)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return busyRetry(func() error { _, err := db.Exec(q); return err })
 	}
-	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		db.Close()
+	if err := exec(`CREATE SCHEMA ` + schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
+	// The server the test starts opens a few connections of its own.
+	WaitPostgresHeadroom(t, 8)
 	t.Cleanup(func() {
-		defer db.Close()
-		if _, err := db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+		if err := exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
 			t.Logf("drop schema %s: %v", schema, err)
 		}
 	})
@@ -95,7 +102,9 @@ func PostgresSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
-	q.Set("max_conns", "6")
+	// Names the test process in pg_stat_activity, so who holds the shared server's
+	// connections can be seen.
+	q.Set("application_name", fmt.Sprintf("parley-test-%d", os.Getpid()))
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -108,15 +117,43 @@ func Describe() string {
 	return fmt.Sprintf("%s=%q %s=%q", StrictEnv, os.Getenv(StrictEnv), PostgresEnv, os.Getenv(PostgresEnv))
 }
 
-// WithoutPool removes parley's max_conns parameter from a test database URL, for opening it
-// with a plain driver.
-func WithoutPool(u string) string {
-	p, err := url.Parse(u)
+// WaitPostgresHeadroom waits, for at most a minute, until the test PostgreSQL server has n
+// connection slots free. Its max_connections is shared by every test process on the machine;
+// a test that needs n connections at once (concurrent requests waiting on one row lock) calls
+// this first so it does not fail for connections other processes hold for a moment. After the
+// wait it goes on regardless, and the test reports what it sees.
+func WaitPostgresHeadroom(t testing.TB, n int) {
+	t.Helper()
+	db, err := sql.Open("pgx", PostgresURL(t))
 	if err != nil {
-		return u
+		t.Fatal(err)
 	}
-	q := p.Query()
-	q.Del("max_conns")
-	p.RawQuery = q.Encode()
-	return p.String()
+	defer db.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var free int
+		err := db.QueryRowContext(t.Context(), `SELECT current_setting('max_connections')::int -
+			(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')`).Scan(&free)
+		if err == nil && free >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("PostgreSQL has %d free connections (%v), %d wanted; going on", free, err, n)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// busyRetry runs fn until it does not fail with "too many clients" (the shared server's
+// connections are all taken by other test processes for a moment), for at most a minute.
+func busyRetry(fn func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := fn()
+		if err == nil || !strings.Contains(err.Error(), "SQLSTATE 53300") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

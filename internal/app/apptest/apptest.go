@@ -72,6 +72,7 @@ func Start(t testing.TB, opt Options) *Server {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.AdminToken = AdminToken
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.DatabaseMaxConns = 6 // many test servers share one PostgreSQL
 	cfg.DatabaseURL = opt.DatabaseURL
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = NewDatabase(t, opt.Backend)

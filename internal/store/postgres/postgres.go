@@ -19,8 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	neturl "net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -77,13 +75,11 @@ type Store struct {
 	watchers []func(*store.Change)
 }
 
-// Open connects to the database at url (postgres://...) and starts listening for other
-// processes' changes. The URL may carry max_conns=N, the most connections this process opens
-// (default 32); it is parley's, not PostgreSQL's, and is removed before connecting.
-func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
-	url, maxConns, err := poolSize(url)
-	if err != nil {
-		return nil, err
+// Open connects to the database at url (postgres://...), with at most maxConns connections
+// (plus one that listens), and starts listening for other processes' changes.
+func Open(ctx context.Context, url string, maxConns int, log *slog.Logger) (*Store, error) {
+	if maxConns < 1 {
+		maxConns = 32
 	}
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -345,24 +341,6 @@ func (s *Store) listenOnce(ctx context.Context) error {
 			s.notifyLocal(change)
 		}
 	}
-}
-
-// poolSize takes the max_conns parameter out of a database URL.
-func poolSize(dsn string) (string, int, error) {
-	u, err := neturl.Parse(dsn)
-	if err != nil {
-		return "", 0, fmt.Errorf("postgres: database URL: %w", err)
-	}
-	q := u.Query()
-	n := 32
-	if v := q.Get("max_conns"); v != "" {
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			return "", 0, fmt.Errorf("postgres: max_conns must be a positive number, not %q", v)
-		}
-		q.Del("max_conns")
-		u.RawQuery = q.Encode()
-	}
-	return u.String(), n, nil
 }
 
 // channelName is the NOTIFY channel of a schema. Identifiers are at most 63 bytes, so a long

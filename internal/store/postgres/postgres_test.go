@@ -20,7 +20,7 @@ import (
 // openURL opens a store on url, closed when the test ends, migrated if asked.
 func openURL(t *testing.T, url string, migrate bool) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), url, slog.New(slog.DiscardHandler))
+	s, err := postgres.Open(t.Context(), url, 6, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestStore(t *testing.T) {
 // rawDB opens the test schema without the store, to look at it or tamper with it.
 func rawDB(t *testing.T, u string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("pgx", testenv.WithoutPool(u))
+	db, err := sql.Open("pgx", u)
 	if err != nil {
 		t.Fatal(err)
 	}

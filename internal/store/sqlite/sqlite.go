@@ -256,6 +256,8 @@ func (s *Store) writer() {
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	change, err := s.runBatch(batch, errs)
+	// Watchers hear of the commit before its callers are answered, as on PostgreSQL: when
+	// Update returns, whoever acts on changes already knows of this one.
 	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0) {
 		s.mu.RLock()
 		watchers := s.watchers
