@@ -256,7 +256,7 @@ func (s *Store) writer() {
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	change, err := s.runBatch(batch, errs)
-	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0) {
+	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0 || len(change.Signals) > 0) {
 		s.mu.RLock()
 		watchers := s.watchers
 		s.mu.RUnlock()

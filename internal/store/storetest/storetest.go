@@ -75,6 +75,12 @@ func Run(t *testing.T, h Harness) {
 		{"PendingJobSessions", testPendingJobSessions},
 		{"Idempotency", testIdempotency},
 
+		{"AgentRoundTrip", testAgentRoundTrip},
+		{"AgentTokens", testAgentTokens},
+		{"AgentLogins", testAgentLogins},
+		{"ConversationList", testConversationList},
+		{"Signals", testSignals},
+
 		{"Nodes", testNodes},
 		{"Partitions", testPartitions},
 		{"PartitionsConcurrent", testPartitionsConcurrent},
