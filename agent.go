@@ -93,16 +93,16 @@ type AgentToken struct {
 	CreatedAt time.Time
 }
 
-// agentTokenPrefix marks agent tokens, so a leaked one is easy to recognise in logs and scanners
+// AgentTokenPrefix marks agent tokens, so a leaked one is easy to recognise in logs and scanners
 // (and cannot be mistaken for an integration's API key).
-const agentTokenPrefix = "prla_"
+const AgentTokenPrefix = "prla_"
 
 // NewAgentToken makes a new token for an agent and returns it in clear (to show once) and its
 // stored form.
 func NewAgentToken(agentID string, now time.Time) (string, *AgentToken) {
-	plain := agentTokenPrefix + randomString()
+	plain := AgentTokenPrefix + randomString()
 	return plain, &AgentToken{ID: NewID(), AgentID: agentID, Hash: HashSecret(plain),
-		Prefix: plain[:len(agentTokenPrefix)+6], CreatedAt: now}
+		Prefix: plain[:len(AgentTokenPrefix)+6], CreatedAt: now}
 }
 
 // AgentLogin is a console login: the cookie's value is a random secret shown only to the
