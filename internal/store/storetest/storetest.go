@@ -59,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 		{"ExpiringSessions", testExpiringSessions},
 		{"ExpiringSessionsSkipLocked", testExpiringSessionsSkipLocked},
 		{"LockSessionSerializes", testLockSessionSerializes},
+		{"LockSessionSeesConversation", testLockSessionSeesConversation},
 
 		{"MessageRoundTrip", testMessageRoundTrip},
 		{"Messages", testMessages},
