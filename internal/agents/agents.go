@@ -24,10 +24,12 @@ const (
 	// DefaultLoginTTL is how long a console login lasts: a working week, after which the agent
 	// logs in again.
 	DefaultLoginTTL = 7 * 24 * time.Hour
-	// MaxFailures failed logins for one email, or from one address, within FailureWindow block
-	// further attempts until the window ends.
-	MaxFailures   = 10
-	FailureWindow = 15 * time.Minute
+	// MaxFailures failed logins for one email, or MaxAddressFailures from one client address
+	// (an office behind one NAT is many agents), within FailureWindow block further attempts
+	// until the window ends.
+	MaxFailures        = 10
+	MaxAddressFailures = 50
+	FailureWindow      = 15 * time.Minute
 )
 
 // Service authenticates agents.
@@ -37,8 +39,9 @@ type Service struct {
 	loginTTL time.Duration
 	// hashing bounds the password hashes computed at once: each takes 19 MiB, and a burst of
 	// logins must not take the process's memory.
-	hashing  chan struct{}
-	failures *limiter
+	hashing   chan struct{}
+	byEmail   *limiter
+	byAddress *limiter
 
 	dummyOnce sync.Once
 	dummy     string
@@ -50,7 +53,8 @@ func New(st store.Store, clock func() time.Time) *Service {
 		clock = time.Now
 	}
 	return &Service{store: st, now: clock, loginTTL: DefaultLoginTTL,
-		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))), failures: newLimiter(MaxFailures, FailureWindow)}
+		hashing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		byEmail: newLimiter(MaxFailures, FailureWindow), byAddress: newLimiter(MaxAddressFailures, FailureWindow)}
 }
 
 var errBadToken = parley.Errorf(parley.EUnauthorized, "missing or invalid agent token")
@@ -99,8 +103,8 @@ var errBadLogin = parley.Errorf(parley.EUnauthorized, "wrong email or password")
 func (s *Service) Login(ctx context.Context, email, password, clientIP string) (string, *parley.Agent, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	now := s.now()
-	for _, key := range []string{"email " + email, "ip " + clientIP} {
-		if wait := s.failures.blocked(key, now); wait > 0 {
+	for _, wait := range []time.Duration{s.byEmail.blocked(email, now), s.byAddress.blocked(clientIP, now)} {
+		if wait > 0 {
 			return "", nil, parley.Errorf(parley.ERateLimited, "too many failed logins; try again in %d minutes",
 				int(wait.Round(time.Minute)/time.Minute)+1)
 		}
@@ -124,8 +128,8 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 	ok := VerifyPassword(hash, password)
 	<-s.hashing
 	if !ok || a == nil || a.PasswordHash == "" {
-		s.failures.fail("email "+email, now)
-		s.failures.fail("ip "+clientIP, now)
+		s.byEmail.fail(email, now)
+		s.byAddress.fail(clientIP, now)
 		return "", nil, errBadLogin
 	}
 	plain, login := parley.NewAgentLogin(a.ID, now.Truncate(time.Millisecond), now.Add(s.loginTTL))

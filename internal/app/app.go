@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/internal/admin"
+	"github.com/parleyhq/parley/internal/agents"
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/console"
 	"github.com/parleyhq/parley/internal/expiry"
 	"github.com/parleyhq/parley/internal/httpapi"
 	"github.com/parleyhq/parley/internal/janitor"
@@ -80,6 +82,8 @@ type Main struct {
 	Chat       *chat.Engine
 	Admin      *admin.Service
 	API        *httpapi.Server
+	Agents     *agents.Service
+	Console    *console.Server
 	Metrics    *metrics.Registry
 	Dispatcher *outbox.Dispatcher
 	Leases     *lease.Manager
@@ -121,8 +125,10 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxInFlight: m.Config.DeliveryInFlight, Grace: m.Config.ShutdownTimeout})
 	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, m.Dispatcher)
 	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
+	m.Agents = agents.New(db, m.Clock.Now)
+	m.Console = console.New(console.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies}, db, m.Chat, m.Agents, m.Log)
 	m.services = []Service{m.Dispatcher, m.Leases, m.Expiry,
-		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow)}
+		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow), m.Console.Hub()}
 	for i, s := range m.services {
 		if err := s.Start(ctx); err != nil {
 			m.services = m.services[:i]
@@ -133,6 +139,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	rt := httpapi.NewRouter(m.Log)
 	m.API.Register(rt)
+	m.Console.Register(rt)
 	httpapi.RegisterOps(rt, db.Ping, m.Metrics, m.Log)
 	m.server = &http.Server{
 		Handler:           httpapi.Observe(rt.Handler(), m.Log, m.Metrics),
@@ -141,6 +148,8 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
 	}
+	// Live streams never end by themselves: Shutdown ends them first, or it would wait for them.
+	m.server.RegisterOnShutdown(m.Console.Hub().CloseSubscriptions)
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {
 		m.Close()
