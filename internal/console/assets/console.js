@@ -50,6 +50,29 @@
 
   const $ = (sel) => document.querySelector(sel);
 
+  // icon returns a small inline SVG (stroke icons, 24×24 grid).
+  const ICONS = {
+    link: 'M9 17H7A5 5 0 0 1 7 7h2M15 7h2a5 5 0 1 1 0 10h-2M8 12h8',
+    send: 'M5 12h14M13 6l6 6-6 6',
+    check: 'M5 12l5 5 9-10',
+    panel: 'M4 5h16v14H4zM15 5v14',
+    clock: 'M12 7v5l3 2M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z',
+    transfer: 'M4 8h13l-3-3M20 16H7l3 3',
+    leave: 'M15 12H4M8 8l-4 4 4 4M12 5h7v14h-7',
+    x: 'M6 6l12 12M18 6L6 18',
+  };
+  function icon(name) {
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', 'icon');
+    svg.setAttribute('aria-hidden', 'true');
+    const path = document.createElementNS(NS, 'path');
+    path.setAttribute('d', ICONS[name]);
+    svg.append(path);
+    return svg;
+  }
+
   function webURL(u) {
     try {
       const url = new URL(u, location.href);
@@ -89,6 +112,11 @@
     if (s < 86400) return Math.round(s / 3600) + 'h';
     if (s < 7 * 86400) return Math.round(s / 86400) + 'd';
     return dateFmt.format(ms);
+  }
+
+  function waited(ms) {
+    const a = ago(ms);
+    return a === 'now' ? 'just arrived' : 'waiting ' + a;
   }
 
   function dayLabel(ms) {
@@ -141,7 +169,7 @@
   }
 
   function chip(c) {
-    if (c.status !== 'open') return h('span.chip.chip-resolved', null, '✓ Resolved');
+    if (c.status !== 'open') return h('span.chip.chip-resolved', null, 'Resolved');
     if (c.session_status !== 'active') return h('span.chip.chip-ended', null, 'Session ended');
     const w = holder(c);
     return h('span.chip.chip-' + w.cls, null, w.text);
@@ -197,9 +225,10 @@
       if (isMine(c)) n.mine++;
     }
     for (const [k, v] of Object.entries(n)) {
-      const el = document.querySelector(`[data-count="${k}"]`);
-      el.textContent = state.more && k === 'open' ? LIST_LIMIT + '+' : v;
-      el.classList.toggle('hot', k === 'queue' && v > 0);
+      for (const el of document.querySelectorAll(`[data-count="${k}"]`)) {
+        el.textContent = state.more && k === 'open' ? LIST_LIMIT + '+' : v;
+        el.classList.toggle('hot', k === 'queue' && v > 0);
+      }
     }
     document.title = (n.queue ? `(${n.queue}) ` : '') + 'Inbox · parley';
   }
@@ -225,15 +254,17 @@
     ol.replaceChildren(...list.map((c) => {
       const last = c.last_message;
       const unread = c.unread > 0 && c.handled_by !== 'brain';
-      const li = h('li.item' + (c.id === state.openId ? '.active' : '') + (unread ? '.unread' : ''),
+      const waiting = c.handled_by === 'queue';
+      return h('li.item' + (c.id === state.openId ? '.active' : '') + (unread ? '.unread' : ''),
         { dataset: { id: c.id }, tabIndex: 0, role: 'button', 'aria-current': c.id === state.openId ? 'true' : null,
           onclick: () => openConversation(c.id), onkeydown: (e) => { if (e.key === 'Enter') openConversation(c.id); } },
         avatar(c.user.name, c.user.avatar),
-        h('div.item-top', null, h('span.item-name', null, c.user.name), h('span.item-channel', null, c.integration_name)),
-        h('span.item-time', { title: fullFmt.format(activity(c)) }, state.view === 'queue' ? 'waiting ' + ago(c.updated_at) : ago(activity(c))),
+        h('span.item-name', null, c.user.name),
+        h('span.item-time', { title: fullFmt.format(activity(c)) }, ago(activity(c))),
         h('div.item-preview', null, last ? who(last) + last.preview : 'No messages yet'),
-        h('div.item-side', null, unread ? h('span.badge', { title: c.unread + ' unread' }, c.unread > 99 ? '99+' : c.unread) : chip(c)));
-      return li;
+        h('div.item-side', null, unread ? h('span.badge', { title: c.unread + ' unread' }, c.unread > 99 ? '99+' : c.unread) : null),
+        h('div.item-meta', null, chip(c), h('span.item-channel', null, c.integration_name),
+          waiting ? h('span.item-wait', { title: 'Waiting since ' + fullFmt.format(c.updated_at) }, icon('clock'), waited(c.updated_at)) : null));
     }));
   }
 
@@ -253,8 +284,8 @@
         ta,
         h('div.composer-bar', null,
           h('span.composer-hint'),
-          h('button.btn.btn-ghost', { type: 'button', title: 'Attach a file or picture by its link', onclick: attachMenu }, '🔗 Link'),
-          h('button.btn.btn-primary', { type: 'button', onclick: send, title: 'Send (Enter)' }, 'Send'))),
+          h('button.btn.btn-ghost', { type: 'button', title: 'Attach a file or picture by its link', onclick: attachMenu }, icon('link'), 'Link'),
+          h('button.btn.btn-primary', { type: 'button', onclick: send, title: 'Send (Enter)' }, 'Send', icon('send')))),
       notice: h('div.notice.hidden'),
       textarea: ta,
       pinned: true,
@@ -270,11 +301,11 @@
     if (open && !isMine(c)) {
       actions.append(h('button.btn.btn-primary', { onclick: join, title: 'Assign to me (Shift+J)' }, 'Join', h('kbd', null, '⇧J')));
     }
-    if (open) actions.append(h('button.btn', { onclick: transferMenu, title: 'Give it to another agent (Shift+T)' }, 'Transfer'));
-    if (open && isMine(c)) actions.append(h('button.btn.btn-ghost', { onclick: leave, title: 'Back to the queue (Shift+L)' }, 'Leave'));
-    if (open) actions.append(h('button.btn.btn-ok', { onclick: resolve, title: 'Resolve (Shift+E)' }, '✓ Resolve'));
-    actions.append(h('button.icon-btn', { title: 'Show or hide the context', 'aria-label': 'Toggle context',
-      onclick: () => app.classList.toggle('no-context') }, '☰'));
+    if (open && isMine(c)) actions.append(h('button.btn.btn-ghost', { onclick: leave, title: 'Back to the queue (Shift+L)' }, icon('leave'), 'Leave'));
+    if (open) actions.append(h('button.btn', { onclick: transferMenu, title: 'Give it to another agent (Shift+T)' }, icon('transfer'), 'Transfer'));
+    if (open) actions.append(h('button.btn.btn-ok', { onclick: resolve, title: 'Resolve (Shift+E)' }, icon('check'), 'Resolve'));
+    actions.append(h('button.icon-btn', { title: 'Show or hide the details', 'aria-label': 'Toggle details',
+      onclick: () => app.classList.toggle('no-context') }, icon('panel')));
     const sub = [c.user.email, c.integration_name].filter(Boolean).join(' · ');
     pane.head.replaceChildren(avatar(c.user.name, c.user.avatar),
       h('div.conv-title', null, h('h1', null, h('span', null, c.user.name), chip(c)), h('div.conv-sub', null, sub)),
@@ -412,12 +443,13 @@
   function renderContext() {
     const el = $('#context');
     const c = state.open;
+    app.classList.toggle('nothing-open', !c);
     if (!c) { el.replaceChildren(); return; }
     const ctx = c.context || {};
     const user = ctx.user || {};
     const shown = new Set(['display_name', 'avatar', 'email', 'user_id']);
     const rows = (obj, skip) => Object.entries(obj || {}).filter(([k, v]) => !(skip && skip.has(k)) && v !== null && v !== '')
-      .map(([k, v]) => [h('dt', null, k.replace(/_/g, ' ')), h('dd', null, typeof v === 'object' ? h('code', null, JSON.stringify(v)) : String(v))]);
+      .flatMap(([k, v]) => [h('dt', null, k.replace(/_/g, ' ')), h('dd', null, typeof v === 'object' ? h('code', null, JSON.stringify(v)) : String(v))]);
     const sections = [
       h('section.ctx-section', null, h('div.ctx-person', null, avatar(c.user.name, c.user.avatar, 'lg'),
         h('div', null, h('strong', null, c.user.name), h('span.muted.small', null, c.user.email || 'No email')))),
@@ -566,9 +598,20 @@
     schedule({ list: true });
   }
 
+  // keep stores a message, keeping the receipts of the copy already held when they are further
+  // along: an API answer read before a receipt can arrive after the stream told of it.
+  function keep(m) {
+    const old = state.messages.get(m.id);
+    if (old) {
+      m.delivered_at = m.delivered_at || old.delivered_at;
+      m.read_at = m.read_at || old.read_at;
+    }
+    state.messages.set(m.id, m);
+  }
+
   function onMessage(e) {
     if (!state.open || state.open.session_id !== e.session_id) return;
-    state.messages.set(e.message.id, e.message);
+    keep(e.message);
     if (e.message.author === 'agent' && state.typing && e.message.agent && state.typing.agent.agent_id === e.message.agent.agent_id) state.typing = null;
     schedule({ messages: true });
     if (e.message.author === 'user') markReadSoon();
@@ -668,8 +711,8 @@
 
   function renderPending() {
     const el = pane.composer.querySelector('.pending');
-    el.replaceChildren(...state.attachments.map((a, i) => h('span.chip', null, (a.type === 'image' ? '🖼 ' : '📎 ') + a.filename,
-      h('button', { title: 'Remove', 'aria-label': 'Remove ' + a.filename, onclick: () => { state.attachments.splice(i, 1); renderPending(); } }, '×'))));
+    el.replaceChildren(...state.attachments.map((a, i) => h('span.chip', null, icon('link'), a.filename,
+      h('button', { title: 'Remove', 'aria-label': 'Remove ' + a.filename, onclick: () => { state.attachments.splice(i, 1); renderPending(); } }, icon('x')))));
     el.classList.toggle('hidden', !state.attachments.length);
   }
 
@@ -729,7 +772,7 @@
       if (attachments.length) input.attachments = attachments;
       const res = await api('POST', `/conversations/${c.id}/messages`, { input });
       if (state.open && state.open.session_id === c.session_id) {
-        state.messages.set(res.message.id, res.message);
+        keep(res.message);
         pane.pinned = true;
         schedule({ messages: true });
       }
