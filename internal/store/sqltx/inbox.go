@@ -15,8 +15,6 @@ func (t *Tx) queryShaped(q string, args ...any) (*sql.Rows, error) {
 	return t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
 }
 
-// ConversationList reads the conversations, then the newest message of each one's session by
-// its seq: two plain queries rather than one with a nullable join of every message column.
 func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.ConversationSummary, error) {
 	var where []string
 	var args []any
@@ -46,16 +44,21 @@ func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.Conversation
 	if f.OldestFirst {
 		order = ` ORDER BY c.updated_at, c.id`
 	}
+	// The session's newest message comes in the same row (a LEFT JOIN on its seq), its uuid
+	// columns cast to text so one COALESCE works on both databases.
 	q := `SELECT c.id, c.session_id, c.integration_id, c.status, c.handled_by, c.assignee_id, c.created_at,
 		c.updated_at, c.resolved_at, i.name, s.external_session_id, s.status, s.context,
 		COALESCE(a.name, ''), COALESCE(a.avatar, ''),
-		(SELECT MAX(x.seq) FROM messages x WHERE x.session_id = c.session_id),
 		(SELECT COUNT(*) FROM messages u WHERE u.session_id = c.session_id AND u.conversation_id = c.id
-			AND u.author = 'user' AND u.read_at = 0)
+			AND u.author = 'user' AND u.read_at = 0),
+		COALESCE(m.seq, 0), COALESCE(CAST(m.id AS TEXT), ''), COALESCE(CAST(m.conversation_id AS TEXT), ''),
+		COALESCE(m.author, ''), COALESCE(m.agent, ''), COALESCE(m.text, ''), COALESCE(m.attachments, ''),
+		COALESCE(m.responses, ''), COALESCE(m.created_at, 0), COALESCE(m.delivered_at, 0), COALESCE(m.read_at, 0)
 		FROM conversations c
 		JOIN sessions s ON s.id = c.session_id
 		JOIN integrations i ON i.id = c.integration_id
 		LEFT JOIN agents a ON c.assignee_id <> '' AND CAST(a.id AS TEXT) = c.assignee_id
+		LEFT JOIN messages m ON m.seq = (SELECT MAX(x.seq) FROM messages x WHERE x.session_id = c.session_id)
 		WHERE ` + strings.Join(where, " AND ") + order
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
@@ -65,16 +68,17 @@ func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.Conversation
 	if err != nil {
 		return nil, t.wrap("list conversations", err, "conversation")
 	}
-	lastSeq := map[int64][]*store.ConversationSummary{} // two conversations of a session share one
-	list, err := collect(rows, func(r scanner) (*store.ConversationSummary, error) {
+	return collect(rows, func(r scanner) (*store.ConversationSummary, error) {
 		var c parley.Conversation
+		var m parley.Message
 		sum := store.ConversationSummary{Conversation: &c}
-		var created, updated, resolved int64
-		var context, agentName, agentAvatar string
-		var last sql.NullInt64
+		var created, updated, resolved, mCreated, mDelivered, mRead int64
+		var context, agentName, agentAvatar, mAgent, mAttachments, mResponses string
 		err := r.Scan(&c.ID, &c.SessionID, &c.IntegrationID, &c.Status, &c.HandledBy, &c.AssigneeID, &created,
 			&updated, &resolved, &sum.IntegrationName, &sum.ExternalSessionID, &sum.SessionStatus, &context,
-			&agentName, &agentAvatar, &last, &sum.Unread)
+			&agentName, &agentAvatar, &sum.Unread,
+			&m.Seq, &m.ID, &m.ConversationID, &m.Author, &mAgent, &m.Text, &mAttachments, &mResponses,
+			&mCreated, &mDelivered, &mRead)
 		if err != nil {
 			return nil, err
 		}
@@ -84,29 +88,15 @@ func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.Conversation
 			// An assignee whose agent row is gone is still named by ID.
 			sum.Assignee = &parley.AgentRef{ID: c.AssigneeID, Name: agentName, Avatar: agentAvatar}
 		}
-		if last.Valid {
-			lastSeq[last.Int64] = append(lastSeq[last.Int64], &sum)
+		if m.Seq != 0 {
+			m.SessionID = c.SessionID
+			if err := decodeMessage(&m, mAgent, mAttachments, mResponses, mCreated, mDelivered, mRead); err != nil {
+				return nil, err
+			}
+			sum.Last = &m
 		}
 		return &sum, nil
 	}, t, "list conversations")
-	if err != nil || len(lastSeq) == 0 {
-		return list, err
-	}
-	seqs := make([]any, 0, len(lastSeq))
-	for seq := range lastSeq {
-		seqs = append(seqs, seq)
-	}
-	rows, err = t.queryShaped(`SELECT `+messageColumns+` FROM messages WHERE seq IN (`+in(len(seqs))+`)`, seqs...)
-	if err != nil {
-		return nil, t.wrap("list conversations", err, "message")
-	}
-	msgs, err := collect(rows, scanMessage, t, "list conversations")
-	for _, m := range msgs {
-		for _, sum := range lastSeq[m.Seq] {
-			sum.Last = m
-		}
-	}
-	return list, err
 }
 
 func (t *Tx) ConversationCounts(integrationIDs []string, agentID string) (store.ConversationCounts, error) {
