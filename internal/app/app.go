@@ -127,6 +127,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
 	m.Agents = agents.New(db, m.Clock.Now)
 	m.Console = console.New(console.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies}, db, m.Chat, m.Agents, m.Log)
+	m.Metrics.NewGauge("parley_agent_streams", "Agents' live streams open on this process.", func() float64 {
+		return float64(m.Console.Hub().Subscribers())
+	})
 	m.services = []Service{m.Dispatcher, m.Leases, m.Expiry,
 		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow), m.Console.Hub()}
 	for i, s := range m.services {

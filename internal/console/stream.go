@@ -34,9 +34,10 @@ const (
 
 // stream is the live event stream (Server-Sent Events) of everything that changes what the
 // agent sees. It starts with "ready": the client then reads what it shows (lists, the open
-// conversation) and applies the events that follow. Event IDs are not resumable: after any
-// reconnect the client gets "ready" again and reads everything again, which is also what makes
-// a reconnect to another process behind a load balancer correct.
+// conversation) and applies the events that follow. Events carry no IDs: a stream is not
+// resumed (Last-Event-ID is ignored); after any reconnect the client gets "ready" again and
+// reads everything again, which is also what makes a reconnect to another process behind a
+// load balancer correct.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent) {
 	sub, err := s.hub.Subscribe(a)
 	if err != nil {
@@ -59,7 +60,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 	}
 	ready, _ := json.Marshal(map[string]any{"agent": agentView(a), "heartbeat_ms": heartbeat.Milliseconds()})
 	buf.WriteString("retry: " + strconv.Itoa(retryMS) + "\n")
-	writeEvent(&buf, "", EventReady, ready)
+	writeEvent(&buf, EventReady, ready)
 	if !send() {
 		return
 	}
@@ -68,12 +69,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 	for {
 		select {
 		case e := <-sub.Events():
-			writeEvent(&buf, e.ID, e.Type, e.Data)
+			writeEvent(&buf, e.Type, e.Data)
 			// Send what else is waiting in one write.
 			for more := true; more && buf.Len() < 64<<10; {
 				select {
 				case e := <-sub.Events():
-					writeEvent(&buf, e.ID, e.Type, e.Data)
+					writeEvent(&buf, e.Type, e.Data)
 				default:
 					more = false
 				}
@@ -95,10 +96,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 }
 
 // writeEvent writes one event; data is JSON, which holds no raw newline.
-func writeEvent(b *bytes.Buffer, id, typ string, data []byte) {
-	if id != "" {
-		b.WriteString("id: " + id + "\n")
-	}
+func writeEvent(b *bytes.Buffer, typ string, data []byte) {
 	b.WriteString("event: " + typ + "\ndata: ")
 	b.Write(data)
 	b.WriteString("\n\n")

@@ -12,7 +12,6 @@ package live
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"sync"
 
 	"github.com/parleyhq/parley"
@@ -22,7 +21,6 @@ import (
 // Event is one message to subscribers: a type, its JSON, and the integration whose
 // subscribers may see it (every subscriber when empty).
 type Event struct {
-	ID            string // unique within the hub's life
 	Type          string
 	IntegrationID string
 	Data          []byte
@@ -53,7 +51,6 @@ type Hub struct {
 
 	subMu  sync.Mutex // guards the subscribers
 	subs   map[*Subscription]struct{}
-	seq    uint64
 	closed bool
 
 	wake chan struct{}
@@ -153,14 +150,12 @@ func (h *Hub) loop() {
 	}
 }
 
-// publish numbers events and hands each to the subscribers allowed to see it.
+// publish hands each event to the subscribers allowed to see it.
 func (h *Hub) publish(events []Event) {
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
 	for i := range events {
-		h.seq++
 		e := &events[i]
-		e.ID = strconv.FormatUint(h.seq, 10)
 		for s := range h.subs {
 			if e.IntegrationID != "" && !s.allowed(e.IntegrationID) {
 				continue
