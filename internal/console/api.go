@@ -279,8 +279,8 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, a *parley.
 	})
 }
 
-// act runs an agent operation on the path's conversation and answers status with what then is
-// (the conversation's view, unless out says otherwise).
+// act runs an agent operation on the path's conversation and answers status: with the
+// conversation's view as it then is, or nothing for 204.
 func (s *Server) act(w http.ResponseWriter, r *http.Request, a *parley.Agent, status int,
 	op func(tx store.Tx, id string) error) {
 	id, err := conversationID(r)

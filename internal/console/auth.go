@@ -11,16 +11,15 @@ import (
 	"github.com/parleyhq/parley/internal/agents"
 )
 
-// Cookie and header names.
+// Cookie, header and form names, and where the cookies go.
 const (
 	loginCookie      = "parley_login"      // a console login
 	loginCSRFCookie  = "parley_login_csrf" // the login form's double-submit token
 	csrfHeader       = "X-CSRF-Token"      // the login's CSRF token, on every change the console asks
 	csrfField        = "csrf_token"        // the same, in forms
 	loginFormTimeout = 30 * time.Minute    // how long a login form may be filled in
-	loginCookiePath  = "/"                 // the API and the console share it
+	loginCookiePath  = "/"                 // the API and the console share the login
 	loginFormPath    = "/console/login"    // the login form's token goes only there
-	bearerPrefix     = "Bearer "           //
 )
 
 // agentHandler is a handler of the agent API, called with the authenticated agent.
@@ -33,11 +32,13 @@ type agentHandler func(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 func (s *Server) agentOnly(h agentHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth := r.Header.Get("Authorization"); auth != "" {
-			token, ok := strings.CutPrefix(auth, bearerPrefix)
-			a, err := s.agents.ByToken(r.Context(), strings.TrimSpace(token))
-			if !ok && err == nil {
-				err = parley.Errorf(parley.EUnauthorized, "use Authorization: Bearer <agent token>")
+			// A request that names a credential is judged by it alone, never by a cookie too.
+			token, ok := strings.CutPrefix(auth, "Bearer ")
+			if !ok {
+				s.fail(w, r, parley.Errorf(parley.EUnauthorized, "use Authorization: Bearer <agent token>"))
+				return
 			}
+			a, err := s.agents.ByToken(r.Context(), strings.TrimSpace(token))
 			if err != nil {
 				s.fail(w, r, err)
 				return
