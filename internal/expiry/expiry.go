@@ -11,6 +11,7 @@ package expiry
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley/internal/chat"
@@ -29,8 +30,9 @@ type Sweeper struct {
 	batch    int
 	expired  *metrics.CounterVec
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Sweeper that sweeps every interval (default 500ms) of clk.
@@ -54,7 +56,7 @@ func (s *Sweeper) Stop() {
 	if s.stop == nil {
 		return
 	}
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 }
 

@@ -6,6 +6,7 @@ package janitor
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley/internal/clock"
@@ -21,8 +22,9 @@ type Janitor struct {
 	deliveredRetained time.Duration
 	idempotencyWindow time.Duration
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Janitor.
@@ -43,7 +45,7 @@ func (j *Janitor) Stop() {
 	if j.stop == nil {
 		return
 	}
-	close(j.stop)
+	j.stopOnce.Do(func() { close(j.stop) })
 	<-j.done
 }
 

@@ -52,8 +52,9 @@ type Manager struct {
 	releasing map[int]bool      // partitions being drained before we give them up
 	drains    sync.WaitGroup
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Manager that tells owners what it holds.
@@ -108,8 +109,12 @@ func (m *Manager) Stop() {
 	if m.stop == nil {
 		return
 	}
-	close(m.stop)
+	first := false
+	m.stopOnce.Do(func() { close(m.stop); first = true })
 	<-m.done
+	if !first {
+		return
+	}
 	m.drains.Wait()
 	m.mu.Lock()
 	all := keys(m.held)

@@ -345,7 +345,9 @@ func (d *Dispatcher) integration(ctx context.Context, id string) (*integration, 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	next := &integration{in: in, loaded: time.Now()}
-	if cur != nil && cap(cur.slots) == in.Delivery.Concurrency() {
+	// Compare with the entry now in the map, not the one seen before reading: many actors load
+	// an integration at once, and they must all share one set of slots.
+	if cur := d.integrations[id]; cur != nil && cap(cur.slots) == in.Delivery.Concurrency() {
 		next.slots = cur.slots
 	} else {
 		next.slots = make(chan struct{}, in.Delivery.Concurrency())

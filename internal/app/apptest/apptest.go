@@ -83,12 +83,16 @@ func Start(t testing.TB, opt Options) *Server {
 	if err := m.Run(t.Context()); err != nil {
 		t.Fatalf("starting parley: %v", err)
 	}
+	s := &Server{Main: m, URL: m.URL(), Admin: m.Admin, Client: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
+		// Spare connections the client dialed but never used look like new connections to
+		// the server, and Shutdown waits seconds for those: close them first.
+		s.Client.CloseIdleConnections()
 		if err := m.Close(); err != nil {
 			t.Errorf("stopping parley: %v", err)
 		}
 	})
-	return &Server{Main: m, URL: m.URL(), Admin: m.Admin, Client: &http.Client{Timeout: 30 * time.Second}}
+	return s
 }
 
 // NewDatabase returns the URL of a new, empty database of the backend.
@@ -146,6 +150,14 @@ func (s *Server) NewIntegration(t testing.TB, spec admin.IntegrationSpec) *Integ
 		t.Fatalf("create integration: %v", err)
 	}
 	return &Integration{ID: in.ID, Key: key, DeskID: in.DeskID, Receiver: rcv, srv: s, t: t}
+}
+
+// On returns the integration as seen through another server sharing its database (another
+// node of a deployment).
+func (in *Integration) On(s *Server) *Integration {
+	c := *in
+	c.srv = s
+	return &c
 }
 
 // Response is an HTTP answer.

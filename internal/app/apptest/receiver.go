@@ -86,18 +86,17 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	json.Unmarshal(body, &d.Event)
 	d.Attempt, _ = strconv.Atoi(req.Header.Get(webhook.AttemptHeader))
+	// Recorded on arrival, before the script runs: a script may hold the answer back.
 	r.mu.Lock()
 	script := r.script
+	r.deliveries = append(r.deliveries, d)
+	close(r.changed)
+	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	reply := Reply{}
 	if script != nil {
 		reply = script(d)
 	}
-	r.mu.Lock()
-	r.deliveries = append(r.deliveries, d)
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
 	if reply.Delay > 0 {
 		select {
 		case <-time.After(reply.Delay):
@@ -129,7 +128,8 @@ func (r *Receiver) Deliveries() []*Delivery {
 	return append([]*Delivery(nil), r.deliveries...)
 }
 
-// Wait waits until cond holds for the deliveries so far, or fails the test after timeout.
+// Wait waits until cond holds for the deliveries so far, or fails the test after timeout. cond
+// is checked on every delivery and every 50 ms (it may look at more than the deliveries).
 func (r *Receiver) Wait(timeout time.Duration, what string, cond func([]*Delivery) bool) []*Delivery {
 	r.t.Helper()
 	deadline := time.After(timeout)
@@ -143,6 +143,7 @@ func (r *Receiver) Wait(timeout time.Duration, what string, cond func([]*Deliver
 		}
 		select {
 		case <-changed:
+		case <-time.After(50 * time.Millisecond):
 		case <-deadline:
 			r.t.Fatalf("receiver: waited %v for %s; got %d deliveries", timeout, what, len(ds))
 			return nil
