@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
@@ -55,12 +55,28 @@ func startChrome(t *testing.T) *chrome {
 		chromedp.Flag("mute-audio", true),
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
 	}
+	// A fresh profile, removed once the browser is gone (t.TempDir would fail the test when
+	// Chromium's last processes still write into it as it is removed).
+	profile, err := os.MkdirTemp("", "parley-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, chromedp.UserDataDir(profile))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("could not remove the browser profile %s", profile)
+	})
 	c := &chrome{t: t, ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
@@ -139,6 +155,18 @@ func (c *chrome) waitText(sel, want string, timeout time.Duration) {
 		fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes(%q)`, sel, want), nil,
 		chromedp.WithPollingInterval(20*time.Millisecond)))
 }
+
+// pressEnter presses Enter as a person does. (chromedp.KeyEvent also types a "\r" character,
+// which a page cannot prevent: it would leave a new line in the composer after sending.)
+var pressEnter = chromedp.ActionFunc(func(ctx context.Context) error {
+	key := func(t input.KeyType) error {
+		return input.DispatchKeyEvent(t).WithKey("Enter").WithCode("Enter").WithWindowsVirtualKeyCode(13).Do(ctx)
+	}
+	if err := key(input.KeyRawDown); err != nil {
+		return err
+	}
+	return key(input.KeyUp)
+})
 
 // files serves what users attach: a picture and a PDF, on loopback (the page must not reach out).
 func files(t *testing.T) string {
@@ -260,7 +288,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.run("reply", 10*time.Second,
 		chromedp.Click(`.composer textarea`, chromedp.ByQuery),
 		chromedp.SendKeys(`.composer textarea`, "I'm sorry to hear that, John. Could you send me a photo of the parcel?", chromedp.ByQuery),
-		chromedp.KeyEvent(kb.Enter))
+		pressEnter)
 	send := waitEvent(t, in, sid, parley.EventAgentSend)
 	if got := fmt.Sprint(send.Event["output"]); !strings.Contains(got, "Could you send me a photo") {
 		t.Errorf("message:send output = %s", got)
@@ -286,7 +314,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.waitText(".ticks.read", "✓✓", 5*time.Second)
 	c.run("a second reply", 10*time.Second,
 		chromedp.SendKeys(`.composer textarea`, "Thank you! I've issued a replacement, it ships today.", chromedp.ByQuery),
-		chromedp.KeyEvent(kb.Enter))
+		pressEnter)
 	in.Receiver.Wait(5*time.Second, "the second message:send", func(ds []*apptest.Delivery) bool {
 		n := 0
 		for _, d := range ds {
@@ -311,6 +339,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	if next := conversationOf(t, in, sid); next["id"] == cid || next["handled_by"] != "brain" {
 		t.Errorf("after the next message: %v", next)
 	}
+
+	// A conversation Bob holds: Ann sees him typing, and cannot write in it.
+	priya := ""
+	for _, c := range bob.list("mine") {
+		if c["user"].(map[string]any)["name"] == "Priya Natarajan" {
+			priya = c["id"].(string)
+		}
+	}
+	c.run("open Bob's conversation", 10*time.Second, chromedp.KeyEvent("3"),
+		chromedp.Click(fmt.Sprintf(`.item[data-id=%q]`, priya), chromedp.ByQuery),
+		chromedp.WaitVisible(`.notice:not(.hidden)`, chromedp.ByQuery))
+	c.waitText(".notice", "Bob Stone has this conversation", 5*time.Second)
+	bob.call("POST", "/conversations/"+priya+"/typing", map[string]any{"action": "start"}).Expect(t, http.StatusNoContent)
+	c.waitText(".typing", "Bob Stone is typing", 5*time.Second)
+	c.screenshot(artifacts, "conversation-of-another-agent")
+	bob.call("POST", "/conversations/"+priya+"/typing", map[string]any{"action": "stop"}).Expect(t, http.StatusNoContent)
+	c.run("Bob stops typing", 5*time.Second, chromedp.Poll(`document.querySelector('.typing').textContent === ''`, nil))
 
 	// The events of the session, in order.
 	got := types(sessionEvents(t, in, sid, 9))

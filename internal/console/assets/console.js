@@ -128,7 +128,7 @@
   }
 
   function toast(text, kind) {
-    const el = h('div.toast' + (kind ? '.' + kind : ''), null, text);
+    const el = h('div.toast' + (kind ? '.' + kind : ''), { onclick: () => el.remove() }, text);
     $('#toasts').append(el);
     setTimeout(() => el.remove(), kind === 'error' ? 6000 : 3000);
   }
