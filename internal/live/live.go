@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/store"
@@ -60,6 +61,9 @@ type Hub struct {
 
 // DefaultBuffer is how many events a subscriber may fall behind before it is dropped.
 const DefaultBuffer = 1024
+
+// retryAfter is how long the hub waits before reading a batch again after a failure.
+const retryAfter = 200 * time.Millisecond
 
 // New returns a Hub that reads through source.
 func New(st store.Store, source Source, log *slog.Logger) *Hub {
@@ -140,6 +144,16 @@ func (h *Hub) loop() {
 			continue
 		}
 		events, err := h.source.Events(context.Background(), touched, signals)
+		if err != nil {
+			// A passing failure (a busy database) is tried once more: a reset makes every
+			// console read everything again, which a busy database needs least.
+			select {
+			case <-h.stop:
+				return
+			case <-time.After(retryAfter):
+			}
+			events, err = h.source.Events(context.Background(), touched, signals)
+		}
 		if err != nil {
 			// What was touched is lost to the streams: tell them to read again.
 			h.log.Warn("live: reading changes failed; subscribers will reload", "err", err)

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -16,12 +17,18 @@ type fakeSource struct {
 	mu      sync.Mutex
 	forgot  int
 	batches int
+	fail    int // how many reads fail before the next succeeds
 }
 
 func (f *fakeSource) Events(ctx context.Context, touched []store.ConversationRef, signals []store.Signal) ([]Event, error) {
 	f.mu.Lock()
 	f.batches++
+	fail := f.fail > 0
+	f.fail--
 	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("the database is busy")
+	}
 	var out []Event
 	for _, r := range touched {
 		out = append(out, Event{Type: "conversation", IntegrationID: r.SessionID, Data: []byte(`"` + r.ConversationID + `"`)})
@@ -158,5 +165,24 @@ func TestHubClose(t *testing.T) {
 	}
 	if _, err := h.Subscribe(&parley.Agent{}); err == nil {
 		t.Error("subscribed after CloseSubscriptions")
+	}
+}
+
+func TestHubRetriesOnceThenResets(t *testing.T) {
+	h, src := running(t, 16)
+	s, _ := h.Subscribe(&parley.Agent{})
+	src.mu.Lock()
+	src.fail = 1
+	src.mu.Unlock()
+	touch(h, "A", "a1")
+	if e := next(t, s); e.Type != "conversation" {
+		t.Errorf("after one failed read: %s, want the event", e.Type)
+	}
+	src.mu.Lock()
+	src.fail = 2
+	src.mu.Unlock()
+	touch(h, "A", "a2")
+	if e := next(t, s); e.Type != EventReset {
+		t.Errorf("after two failed reads: %s, want %s", e.Type, EventReset)
 	}
 }
