@@ -263,3 +263,42 @@ func TestSendJoinsFirst(t *testing.T) {
 		ann.call("POST", "/conversations/"+cid+"/transfer", map[string]any{"agent_id": parley.NewID()}).ExpectError(t, http.StatusBadRequest, parley.EInvalid)
 	})
 }
+
+// TestLeaveAndTransfer checks leaving (back to the queue, by the holder only), transferring a
+// queued conversation (the target joins, nobody leaves), and typing by an agent who does not
+// hold the conversation (ignored).
+func TestLeaveAndTransfer(t *testing.T) {
+	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
+		srv := apptest.Start(t, apptest.Options{Backend: b})
+		in := srv.NewIntegration(t, admin.IntegrationSpec{})
+		ann, bob := newAgent(t, srv, "Ann Lee"), newAgent(t, srv, "Bob Stone")
+		sid, cid := handedOver(t, in, "John Doe", "hi")
+
+		ann.call("POST", "/conversations/"+cid+"/transfer", map[string]any{"agent_id": bob.ID}).Expect(t, http.StatusOK)
+		ann.call("POST", "/conversations/"+cid+"/typing", map[string]any{"action": "start"}).Expect(t, http.StatusNoContent)
+		ann.call("POST", "/conversations/"+cid+"/leave", nil).ExpectError(t, http.StatusConflict, parley.EConflict)
+		c := bob.call("POST", "/conversations/"+cid+"/leave", nil).Expect(t, http.StatusOK).JSON(t)["conversation"].(map[string]any)
+		if c["handled_by"] != "queue" || c["assignee"] != nil {
+			t.Errorf("after leaving: %v", c)
+		}
+		if q := ann.list("queue"); len(q) != 1 || q[0]["id"] != cid {
+			t.Errorf("the queue after Bob left: %v", q)
+		}
+		// Resolving needs no holder.
+		ann.call("POST", "/conversations/"+cid+"/resolve", nil).Expect(t, http.StatusOK)
+		ds := sessionEvents(t, in, sid, 4)
+		want := []string{parley.EventDelivered, parley.EventMemberJoin, parley.EventMemberLeave, parley.EventConversationClosed}
+		if got := types(ds); !slices.Equal(got, want) {
+			t.Fatalf("webhooks %v, want %v", got, want)
+		}
+		bobRef := map[string]any{"agent_id": bob.ID, "agent_name": bob.Name}
+		if !jsonEqual(ds[1].Event["agent"], bobRef) || !jsonEqual(ds[2].Event["agent"], bobRef) {
+			t.Errorf("join %v and leave %v should name Bob", ds[1].Event["agent"], ds[2].Event["agent"])
+		}
+		// Acting on a resolved conversation is a conflict; reading it still works.
+		ann.call("POST", "/conversations/"+cid+"/join", nil).ExpectError(t, http.StatusConflict, parley.EConflict)
+		ann.call("GET", "/conversations/"+cid+"/messages", nil).Expect(t, http.StatusOK)
+		ann.call("GET", "/conversations/"+parley.NewID(), nil).ExpectError(t, http.StatusNotFound, parley.ENotFound)
+		ann.call("GET", "/conversations/not-an-id", nil).ExpectError(t, http.StatusNotFound, parley.ENotFound)
+	})
+}
