@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/internal/admin"
+	"github.com/parleyhq/parley/internal/agents"
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/console"
 	"github.com/parleyhq/parley/internal/expiry"
 	"github.com/parleyhq/parley/internal/files"
 	"github.com/parleyhq/parley/internal/httpapi"
@@ -81,6 +83,8 @@ type Main struct {
 	Chat       *chat.Engine
 	Admin      *admin.Service
 	API        *httpapi.Server
+	Agents     *agents.Service
+	Console    *console.Server
 	Metrics    *metrics.Registry
 	Files      *files.Service
 	Dispatcher *outbox.Dispatcher
@@ -125,6 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Close()
 		return fmt.Errorf("files: %w", err)
 	}
+	m.Chat.ResolveFilesWith(m.Files.Resolve)
 	proxies, _ := m.Config.Proxies() // validated above
 	m.API = httpapi.New(httpapi.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies,
 		AdminToken: m.Config.AdminToken, Files: m.Files}, db, m.Chat, m.Admin, m.Log)
@@ -135,9 +140,14 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxInFlight: m.Config.DeliveryInFlight, Grace: m.Config.ShutdownTimeout})
 	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, m.Dispatcher)
 	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
+	m.Agents = agents.New(db, m.Clock.Now)
+	m.Console = console.New(console.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies}, db, m.Chat, m.Agents, m.Log)
+	m.Metrics.NewGauge("parley_agent_streams", "Agents' live streams open on this process.", func() float64 {
+		return float64(m.Console.Hub().Subscribers())
+	})
 	m.services = []Service{m.Dispatcher, m.Leases, m.Expiry,
 		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow),
-		m.Files.Sweeper(m.Clock, m.Log)}
+		m.Files.Sweeper(m.Clock, m.Log), m.Console.Hub()}
 	for i, s := range m.services {
 		if err := s.Start(ctx); err != nil {
 			m.services = m.services[:i]
@@ -148,6 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	rt := httpapi.NewRouter(m.Log)
 	m.API.Register(rt)
+	m.Console.Register(rt)
 	httpapi.RegisterOps(rt, db.Ping, m.Metrics, m.Log)
 	m.server = &http.Server{
 		Handler:           httpapi.Observe(rt.Handler(), m.Log, m.Metrics),
@@ -156,6 +167,8 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
 	}
+	// Live streams never end by themselves: Shutdown ends them first, or it would wait for them.
+	m.server.RegisterOnShutdown(m.Console.Hub().CloseSubscriptions)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.server.Serve(ln) }()
 	m.Log.Info("parley is serving", "addr", m.Addr(), "database", redact(m.Config.DatabaseURL))

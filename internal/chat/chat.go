@@ -16,10 +16,18 @@ import (
 	"github.com/parleyhq/parley/internal/store"
 )
 
-// Engine applies the lifecycle rules. It holds no state besides its clock.
+// Engine applies the lifecycle rules. It holds no state besides its clock and how to resolve
+// uploaded files for outbound payloads.
 type Engine struct {
-	now func() time.Time
+	now     func() time.Time
+	resolve Resolver
 }
+
+// Resolver turns stored attachments into ones a receiver can fetch (files.Service.Resolve).
+type Resolver func(tx store.ReadTx, atts []parley.Attachment) ([]parley.Attachment, error)
+
+// ResolveFilesWith sets how uploaded files in attachments become download URLs.
+func (e *Engine) ResolveFilesWith(r Resolver) { e.resolve = r }
 
 // New returns an Engine reading time from clock (time.Now in production, a fake in tests).
 func New(clock func() time.Time) *Engine {

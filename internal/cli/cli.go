@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"migrate":     {"bring the database schema up to date", migrate},
 		"integration": {"create, list, update integrations and add API keys", integration},
 		"deliveries":  {"list webhook deliveries and replay failed ones", deliveries},
+		"agent":       {"create and list console agents, add API tokens", agent},
 		"version":     {"print the version", version},
 	}
 }

@@ -92,6 +92,9 @@ func (s *Server) Register(rt *Router) {
 	rt.Handle("POST", adm+"/integrations/{id}/keys", a(s.addKey))
 	rt.Handle("GET", adm+"/deliveries", a(s.listDeliveries))
 	rt.Handle("POST", adm+"/integrations/{id}/deliveries/replay", a(s.replayDeliveries))
+	rt.Handle("GET", adm+"/agents", a(s.listAgents))
+	rt.Handle("POST", adm+"/agents", a(s.createAgent))
+	rt.Handle("POST", adm+"/agents/{id}/tokens", a(s.addAgentToken))
 }
 
 // inboundHandler is a handler of the inbound API, called with the authenticated integration.

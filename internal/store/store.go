@@ -51,6 +51,18 @@ type Change struct {
 	// Rescan is set when changes of other processes may have been missed (the connection that
 	// hears of them was lost): whoever keeps state from changes should read the tables again.
 	Rescan bool
+	// Signals are the passing notices the commit carried (Tx.Signal), for the console.
+	Signals []Signal
+}
+
+// Signal is a passing notice about a conversation that is not stored anywhere, such as an agent
+// typing: it rides on a commit and reaches the watchers of every process with it, or not at all
+// when the commit fails. Small: on PostgreSQL it travels in a NOTIFY payload.
+type Signal struct {
+	SessionID      string
+	ConversationID string
+	Kind           string // what happened, e.g. "typing"
+	Data           string // JSON, at most a few hundred bytes
 }
 
 // ConversationRef names a conversation whose state or messages changed.
@@ -73,6 +85,26 @@ type ReadTx interface {
 	Messages(sessionID string, afterSeq int64, limit int) ([]*parley.Message, error)
 	// Message returns one message of a session.
 	Message(sessionID, messageID string) (*parley.Message, error)
+
+	// Agent returns an agent by ID, AgentByEmail by email (lower case).
+	Agent(id string) (*parley.Agent, error)
+	AgentByEmail(email string) (*parley.Agent, error)
+	// Agents lists every agent, by name.
+	Agents() ([]*parley.Agent, error)
+	// AgentByToken returns the agent whose API token has the hash.
+	AgentByToken(hash []byte) (*parley.Agent, error)
+	// AgentByLogin returns the agent of the console login whose cookie has the hash, if the login
+	// has not expired at now.
+	AgentByLogin(hash []byte, now time.Time) (*parley.Agent, error)
+	AgentTokens(agentID string) ([]*parley.AgentToken, error)
+
+	// ConversationList returns conversations as the console lists them.
+	ConversationList(f ConversationFilter) ([]*ConversationSummary, error)
+	// ConversationCounts counts the open conversations of the integrations (all when empty) by
+	// where they are: in the queue, with the agent agentID, and open at all.
+	ConversationCounts(integrationIDs []string, agentID string) (ConversationCounts, error)
+	// RecentMessages returns the newest limit messages of a session, oldest first.
+	RecentMessages(sessionID string, limit int) ([]*parley.Message, error)
 
 	// IdempotentResponse returns the response stored for an Idempotency-Key used by the
 	// integration at or after since.
@@ -102,6 +134,39 @@ type EventFilter struct {
 	State         string
 	EventID       string
 	Limit         int
+}
+
+// ConversationFilter selects conversations for the console.
+type ConversationFilter struct {
+	// IDs selects these conversations whatever their status. Without IDs, only open
+	// conversations are selected.
+	IDs []string
+	// IntegrationIDs keeps conversations of these integrations; empty keeps all (a caller who
+	// may see none must not ask).
+	IntegrationIDs []string
+	HandledBy      string // keeps conversations handled so (parley.HandledBy*); empty keeps all
+	AssigneeID     string // keeps conversations of this agent; empty keeps all
+	OldestFirst    bool   // order by updated_at ascending (a queue), not newest first
+	Limit          int    // 0: no limit
+}
+
+// ConversationSummary is a conversation as the console's inbox shows it.
+type ConversationSummary struct {
+	Conversation      *parley.Conversation
+	IntegrationName   string
+	ExternalSessionID string
+	SessionStatus     string
+	Context           []byte           // the session's context (who the user is)
+	Assignee          *parley.AgentRef // the agent who has it, when there is one
+	Last              *parley.Message  // the session's newest message, nil when none
+	Unread            int              // user messages of the conversation no agent has read
+}
+
+// ConversationCounts counts open conversations for an agent's inbox.
+type ConversationCounts struct {
+	Queue int `json:"queue"` // waiting for an agent
+	Mine  int `json:"mine"`  // with the agent
+	Open  int `json:"open"`  // open, whoever handles them
 }
 
 // Tx reads and writes. Writes that break a unique rule return a *parley.Error with code
@@ -189,4 +254,16 @@ type Tx interface {
 	// SigningKey returns the secret stored under name, storing candidate first when there is
 	// none, so that every process of a deployment signs with the same key.
 	SigningKey(name string, candidate []byte) ([]byte, error)
+
+	// CreateAgent stores an agent; an email already taken is a conflict.
+	CreateAgent(a *parley.Agent) error
+	CreateAgentToken(k *parley.AgentToken) error
+	CreateAgentLogin(l *parley.AgentLogin) error
+	// DeleteAgentLogin ends a console login; ending one that does not exist is not an error.
+	DeleteAgentLogin(hash []byte) error
+	// DeleteExpiredAgentLogins removes up to limit logins that expired before now.
+	DeleteExpiredAgentLogins(now time.Time, limit int) (int, error)
+
+	// Signal announces s to the watchers with this transaction's commit (see Signal).
+	Signal(s Signal)
 }

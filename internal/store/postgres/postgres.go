@@ -184,7 +184,7 @@ func retryable(err error) bool {
 }
 
 func empty(c *store.Change) bool {
-	return len(c.Events) == 0 && len(c.Jobs) == 0 && len(c.Conversations) == 0
+	return len(c.Events) == 0 && len(c.Jobs) == 0 && len(c.Conversations) == 0 && len(c.Signals) == 0
 }
 
 func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
@@ -219,13 +219,15 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// notification is the NOTIFY payload: what a commit added, by reference. It must stay under
+// notification is the NOTIFY payload: what a commit added, by reference, and the signals it
+// carried, whole (they are stored nowhere else). It must stay under
 // PostgreSQL's 8000-byte limit, so large changes are split over several.
 type notification struct {
 	Node          string     `json:"n"`
 	Events        [][]any    `json:"e,omitempty"` // [partition, session_id, session_seq]
 	Jobs          [][]any    `json:"j,omitempty"` // [partition, session_id, session_seq]
 	Conversations [][]string `json:"c,omitempty"` // [session_id, conversation_id]
+	Signals       [][]string `json:"s,omitempty"` // [session_id, conversation_id, kind, data]
 }
 
 const maxPayload = 7000
@@ -257,6 +259,10 @@ func encodeNotification(node string, c *store.Change) []string {
 	for _, r := range c.Conversations {
 		add(80)
 		n.Conversations = append(n.Conversations, []string{r.SessionID, r.ConversationID})
+	}
+	for _, sg := range c.Signals {
+		add(100 + len(sg.Kind) + 2*len(sg.Data)) // JSON in JSON: quotes are escaped
+		n.Signals = append(n.Signals, []string{sg.SessionID, sg.ConversationID, sg.Kind, sg.Data})
 	}
 	flush()
 	return out
@@ -290,6 +296,11 @@ func decodeNotification(payload string) (string, *store.Change, error) {
 	for _, v := range n.Conversations {
 		if len(v) == 2 {
 			c.Conversations = append(c.Conversations, store.ConversationRef{SessionID: v[0], ConversationID: v[1]})
+		}
+	}
+	for _, v := range n.Signals {
+		if len(v) == 4 {
+			c.Signals = append(c.Signals, store.Signal{SessionID: v[0], ConversationID: v[1], Kind: v[2], Data: v[3]})
 		}
 	}
 	return n.Node, c, nil

@@ -258,7 +258,7 @@ func (s *Store) commit(batch []*op) {
 	change, err := s.runBatch(batch, errs)
 	// Watchers hear of the commit before its callers are answered, as on PostgreSQL: when
 	// Update returns, whoever acts on changes already knows of this one.
-	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0) {
+	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0 || len(change.Signals) > 0) {
 		s.mu.RLock()
 		watchers := s.watchers
 		s.mu.RUnlock()

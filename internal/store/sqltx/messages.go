@@ -58,22 +58,27 @@ func scanMessage(r scanner) (*parley.Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &m, decodeMessage(&m, agent, attachments, responses, created, delivered, read)
+}
+
+// decodeMessage fills in the columns of a message that are stored encoded.
+func decodeMessage(m *parley.Message, agent, attachments, responses string, created, delivered, read int64) error {
 	if agent != "" {
 		m.Agent = new(parley.AgentRef)
 		if err := json.Unmarshal([]byte(agent), m.Agent); err != nil {
-			return nil, fmt.Errorf("decoding agent of message %s: %w", m.ID, err)
+			return fmt.Errorf("decoding agent of message %s: %w", m.ID, err)
 		}
 	}
 	if attachments != "" {
 		if err := json.Unmarshal([]byte(attachments), &m.Attachments); err != nil {
-			return nil, fmt.Errorf("decoding attachments of message %s: %w", m.ID, err)
+			return fmt.Errorf("decoding attachments of message %s: %w", m.ID, err)
 		}
 	}
 	if responses != "" {
 		m.Responses = json.RawMessage(responses)
 	}
 	m.CreatedAt, m.DeliveredAt, m.ReadAt = fromMS(created), fromMS(delivered), fromMS(read)
-	return &m, nil
+	return nil
 }
 
 func (t *Tx) MarkMessages(sessionID, kind string, authors []string, ids []string, until, at time.Time) ([]string, error) {

@@ -19,11 +19,18 @@ func (t *Tx) Session(id string) (*parley.Session, error) {
 }
 
 func (t *Tx) LockSession(id string) (*parley.Session, error) {
-	q := sessionSelect
 	if t.d.ForUpdate != "" {
-		q += t.d.ForUpdate + " OF s"
+		// Lock first, read after, in two statements. A row locked FOR UPDATE after waiting for
+		// another transaction is re-read at its newest version, but the rows joined to it are
+		// not (PostgreSQL's EvalPlanQual): one statement would return the conversation as it was
+		// before the wait. The read that follows the lock starts a fresh snapshot (READ
+		// COMMITTED) and sees what the other transaction committed.
+		var locked string
+		if err := t.queryRow(`SELECT id FROM sessions WHERE id = ?`+t.d.ForUpdate, id).Scan(&locked); err != nil {
+			return nil, t.wrap("lock session", err, "session")
+		}
 	}
-	s, err := scanSession(t.queryRow(q, id))
+	s, err := scanSession(t.queryRow(sessionSelect, id))
 	return s, t.wrap("lock session", err, "session")
 }
 

@@ -88,11 +88,11 @@ func New(ctx context.Context, tx *sql.Tx, d *Dialect, prepare Preparer) *Tx {
 func (t *Tx) Change() *store.Change { return &t.change }
 
 // Mark is a position in the transaction's change record.
-type Mark struct{ events, jobs, convs int }
+type Mark struct{ events, jobs, convs, signals int }
 
 // Mark returns the current position, to Rewind to when a savepoint is rolled back.
 func (t *Tx) Mark() Mark {
-	return Mark{len(t.change.Events), len(t.change.Jobs), len(t.change.Conversations)}
+	return Mark{len(t.change.Events), len(t.change.Jobs), len(t.change.Conversations), len(t.change.Signals)}
 }
 
 // Rewind forgets the changes recorded after m.
@@ -100,7 +100,11 @@ func (t *Tx) Rewind(m Mark) {
 	t.change.Events = t.change.Events[:m.events]
 	t.change.Jobs = t.change.Jobs[:m.jobs]
 	t.change.Conversations = t.change.Conversations[:m.convs]
+	t.change.Signals = t.change.Signals[:m.signals]
 }
+
+// Signal records s, to be announced with the commit.
+func (t *Tx) Signal(s store.Signal) { t.change.Signals = append(t.change.Signals, s) }
 
 // SetContext makes later statements run under ctx (the SQLite writer runs many callers' work in
 // one transaction, each under its own context).

@@ -59,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 		{"ExpiringSessions", testExpiringSessions},
 		{"ExpiringSessionsSkipLocked", testExpiringSessionsSkipLocked},
 		{"LockSessionSerializes", testLockSessionSerializes},
+		{"LockSessionSeesConversation", testLockSessionSeesConversation},
 
 		{"MessageRoundTrip", testMessageRoundTrip},
 		{"Messages", testMessages},
@@ -74,6 +75,12 @@ func Run(t *testing.T, h Harness) {
 		{"Jobs", testJobs},
 		{"PendingJobSessions", testPendingJobSessions},
 		{"Idempotency", testIdempotency},
+
+		{"AgentRoundTrip", testAgentRoundTrip},
+		{"AgentTokens", testAgentTokens},
+		{"AgentLogins", testAgentLogins},
+		{"ConversationList", testConversationList},
+		{"Signals", testSignals},
 
 		{"Nodes", testNodes},
 		{"Partitions", testPartitions},

@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/admin"
+)
+
+func agent(ctx context.Context, env *Env, args []string) error {
+	return sub(ctx, env, "agent", args, map[string]command{
+		"create": {"create a console agent with a password and/or an API token", agentCreate},
+		"list":   {"list agents", agentList},
+		"token":  {"add an API token to an agent", agentToken},
+	})
+}
+
+func agentCreate(ctx context.Context, env *Env, args []string) error {
+	fs, cfg := flags(env, "agent create")
+	var spec admin.AgentSpec
+	fs.StringVar(&spec.Email, "email", "", "the agent's email, their login (required)")
+	fs.StringVar(&spec.Name, "name", "", "the agent's name, shown to users (required)")
+	fs.StringVar(&spec.Avatar, "avatar", "", "URL of the agent's picture")
+	fs.StringVar(&spec.Password, "password", "", "console password (8 bytes or more)")
+	passwordFile := fs.String("password-file", "", "read the console password from this file (keeps it out of shell history)")
+	fs.BoolVar(&spec.Token, "token", false, "also make an API token for the agent REST API, printed once")
+	fs.Func("integrations", "comma-separated IDs of the integrations the agent may work in (default: all)", func(s string) error {
+		spec.Integrations = splitIDs(s)
+		return nil
+	})
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(env, fs, cfg, args); err != nil {
+		return err
+	}
+	if *passwordFile != "" {
+		b, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			return err
+		}
+		spec.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if spec.Email == "" || spec.Name == "" {
+		return parley.Errorf(parley.EInvalid, "--email and --name are required")
+	}
+	db, err := openDB(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := admin.New(db, nil).CreateAgent(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, v)
+	}
+	fmt.Fprintf(env.Stdout, "agent %s <%s> created\nid:    %s\n", v.Name, v.Email, v.ID)
+	if v.Token != "" {
+		fmt.Fprintf(env.Stdout, "token: %s   (shown once: store it now)\n", v.Token)
+	}
+	return nil
+}
+
+func splitIDs(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func agentList(ctx context.Context, env *Env, args []string) error {
+	fs, cfg := flags(env, "agent list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(env, fs, cfg, args); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	list, err := admin.New(db, nil).Agents(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, list)
+	}
+	fmt.Fprintf(env.Stdout, "%-36s  %-28s  %-20s  %-8s  %-6s  %s\n", "ID", "EMAIL", "NAME", "PASSWORD", "TOKENS", "INTEGRATIONS")
+	for _, v := range list {
+		scope := "all"
+		if len(v.Integrations) > 0 {
+			scope = strings.Join(v.Integrations, ",")
+		}
+		pw := "no"
+		if v.HasPassword {
+			pw = "yes"
+		}
+		fmt.Fprintf(env.Stdout, "%-36s  %-28s  %-20s  %-8s  %-6d  %s\n", v.ID, v.Email, v.Name, pw, len(v.Tokens), scope)
+	}
+	return nil
+}
+
+func agentToken(ctx context.Context, env *Env, args []string) error {
+	fs, cfg := flags(env, "agent token")
+	email := fs.String("email", "", "the agent's email")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(env, fs, cfg, args); err != nil {
+		return err
+	}
+	if *email == "" {
+		return parley.Errorf(parley.EInvalid, "--email is required")
+	}
+	db, err := openDB(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	adm := admin.New(db, nil)
+	a, err := adm.AgentByEmail(ctx, *email)
+	if parley.IsCode(err, parley.ENotFound) {
+		return parley.Errorf(parley.ENotFound, "no agent with email %s", *email)
+	}
+	if err != nil {
+		return err
+	}
+	k, plain, err := adm.AddAgentToken(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, map[string]any{"id": k.ID, "agent_id": a.ID, "prefix": k.Prefix,
+			"token": plain, "created_at": k.CreatedAt})
+	}
+	fmt.Fprintf(env.Stdout, "token: %s   (shown once: store it now)\n", plain)
+	return nil
+}
