@@ -316,6 +316,13 @@ func (e *Engine) locate(tx store.Tx, a *parley.Agent, conversationID string) (*p
 	return s, in, err
 }
 
+// AgentSession returns the session of a conversation agent a may act in now: current, open,
+// in an active session. Files an agent uploads for a conversation belong to it.
+func (e *Engine) AgentSession(tx store.Tx, a *parley.Agent, conversationID string) (*parley.Session, error) {
+	s, _, err := e.acting(tx, a, conversationID, e.Now())
+	return s, err
+}
+
 // acting is locate for an action: the conversation must be its session's current one, open, in
 // an active session.
 func (e *Engine) acting(tx store.Tx, a *parley.Agent, conversationID string, now time.Time) (*parley.Session, *parley.Integration, error) {

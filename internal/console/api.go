@@ -403,3 +403,53 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, a *parley.A
 	}
 	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{"message": v})
 }
+
+// uploadURL gives an agent a URL to PUT a file to, for the conversation's session: the agent
+// then names its file_id in a message's attachments, and the user and the integrator get a
+// download URL. The same rules as the inbound API's upload-url apply (type allow-list, size,
+// one PUT, expiry).
+func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, a *parley.Agent) {
+	id, err := conversationID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Filename    *string `json:"filename"`
+		ContentType *string `json:"content_type"`
+	}
+	if err := httpapi.DecodeJSON(w, r, s.cfg.BodyLimit, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Filename == nil || req.ContentType == nil {
+		s.fail(w, r, parley.Errorf(parley.EInvalid, "filename and content_type are required"))
+		return
+	}
+	if s.cfg.Files == nil {
+		s.fail(w, r, parley.Errorf(parley.ENotImplemented, "files are not available on this server"))
+		return
+	}
+	up, err := s.cfg.Files.CheckUpload(*req.Filename, *req.ContentType)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var fileID, url string
+	err = s.store.Update(r.Context(), func(tx store.Tx) error {
+		sess, err := s.chat.AgentSession(tx, a, id)
+		if err != nil {
+			return err
+		}
+		f, u, err := s.cfg.Files.NewUpload(tx, sess, up)
+		if err == nil {
+			fileID, url = f.ID, u
+		}
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"upload_url": url, "file_id": fileID})
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/agents"
 	"github.com/parleyhq/parley/internal/chat"
+	"github.com/parleyhq/parley/internal/files"
 	"github.com/parleyhq/parley/internal/httpapi"
 	"github.com/parleyhq/parley/internal/live"
 	"github.com/parleyhq/parley/internal/store"
@@ -26,6 +27,7 @@ import (
 type Config struct {
 	BodyLimit      int64          // largest JSON body accepted
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed (login rate limits)
+	Files          *files.Service // uploads by agents; nil answers 501
 }
 
 // Server serves the agent API, its stream and the console.
@@ -70,6 +72,7 @@ func (s *Server) Register(rt *httpapi.Router) {
 	rt.Handle("POST", conv+"/resolve", a(s.resolve))
 	rt.Handle("POST", conv+"/typing", a(s.typing))
 	rt.Handle("POST", conv+"/read", a(s.markRead))
+	rt.Handle("POST", conv+"/files/upload-url", a(s.uploadURL))
 	rt.Handle("GET", api+"/stream", a(s.stream))
 
 	rt.HandleFunc("GET", "/console", s.index)

@@ -53,6 +53,7 @@
   // icon returns a small inline SVG (stroke icons, 24×24 grid).
   const ICONS = {
     link: 'M9 17H7A5 5 0 0 1 7 7h2M15 7h2a5 5 0 1 1 0 10h-2M8 12h8',
+    clip: 'M20 11.5l-8 8a5 5 0 0 1-7-7l8.5-8.5a3.3 3.3 0 0 1 4.7 4.7l-8.5 8.5a1.7 1.7 0 0 1-2.4-2.4L15 7.2',
     send: 'M5 12h14M13 6l6 6-6 6',
     check: 'M5 12l5 5 9-10',
     panel: 'M4 5h16v14H4zM15 5v14',
@@ -284,6 +285,7 @@
         ta,
         h('div.composer-bar', null,
           h('span.composer-hint'),
+          h('button.btn.btn-ghost', { type: 'button', title: 'Upload a file or picture', onclick: uploadFiles }, icon('clip'), 'File'),
           h('button.btn.btn-ghost', { type: 'button', title: 'Attach a file or picture by its link', onclick: attachMenu }, icon('link'), 'Link'),
           h('button.btn.btn-primary', { type: 'button', onclick: send, title: 'Send (Enter)' }, 'Send', icon('send')))),
       notice: h('div.notice.hidden'),
@@ -709,9 +711,41 @@
     return { type, mime_type: mime, url, filename: name };
   }
 
+  // uploadFiles lets the agent pick files, uploads each to the conversation's session (ask for a
+  // URL, PUT the bytes) and queues it for the next message by its file_id.
+  function uploadFiles(ev) {
+    closeMenus();
+    const c = state.open;
+    if (!c || !isOpen(c)) return;
+    const picker = h('input', { type: 'file', multiple: true, hidden: true });
+    picker.addEventListener('change', async () => {
+      for (const f of picker.files) {
+        const type = f.type || 'application/octet-stream';
+        try {
+          const up = await api('POST', `/conversations/${c.id}/files/upload-url`, { filename: f.name, content_type: type });
+          const res = await fetch(up.upload_url, { method: 'PUT', headers: { 'Content-Type': type }, body: f });
+          if (!res.ok) {
+            const data = await res.json().catch(() => ({}));
+            throw new Error(data.error_message || 'Upload failed (' + res.status + ')');
+          }
+          const kind = ['image', 'video', 'audio'].find((k) => type.startsWith(k + '/')) || 'file';
+          state.attachments.push({ type: kind, mime_type: type, file_id: up.file_id, filename: f.name });
+          renderPending();
+        } catch (e) {
+          toast(`${f.name}: ${e.message}`, 'error');
+        }
+      }
+      picker.remove();
+      pane.textarea.focus();
+    });
+    document.body.append(picker);
+    picker.click();
+    if (ev) ev.stopPropagation();
+  }
+
   function renderPending() {
     const el = pane.composer.querySelector('.pending');
-    el.replaceChildren(...state.attachments.map((a, i) => h('span.chip', null, icon('link'), a.filename,
+    el.replaceChildren(...state.attachments.map((a, i) => h('span.chip', null, icon(a.file_id ? 'clip' : 'link'), a.filename,
       h('button', { title: 'Remove', 'aria-label': 'Remove ' + a.filename, onclick: () => { state.attachments.splice(i, 1); renderPending(); } }, icon('x')))));
     el.classList.toggle('hidden', !state.attachments.length);
   }
