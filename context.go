@@ -75,16 +75,26 @@ func DecodeObject(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// EncodeObject encodes a context. Keys come out sorted, so equal contexts are equal bytes.
-func EncodeObject(m map[string]any) []byte {
+// Marshal encodes v as JSON like json.Marshal, but leaves <, > and & as they are: what parley
+// writes (webhook bodies, API answers) is read by programs, and users' "<3" stays readable.
+func Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// EncodeObject encodes a context. Keys come out sorted, so equal contexts are equal bytes.
+func EncodeObject(m map[string]any) []byte {
+	b, err := Marshal(m)
+	if err != nil {
 		// A map decoded from JSON, or built from strings and numbers, always encodes.
 		panic("parley: encoding context: " + err.Error())
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return b
 }
 
 // MergeContext merges patch into dst (SPEC §2, Context): objects merge key by key, recursively;

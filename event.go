@@ -1,7 +1,6 @@
 package parley
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -110,10 +109,7 @@ func NewEvent(in *Integration, s *Session, eventType string, at time.Time, f Eve
 		State:         DeliveryPending,
 		NextAttemptAt: at,
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // user text stays readable: "<3" is not "\u003c3"
-	err := enc.Encode(eventBody{
+	body, err := Marshal(eventBody{
 		EventType:         eventType,
 		RequestID:         e.ID,
 		SessionID:         s.ID,
@@ -128,6 +124,6 @@ func NewEvent(in *Integration, s *Session, eventType string, at time.Time, f Eve
 		// Every field is a plain value or JSON parley produced itself; failing here is a bug.
 		panic("parley: encoding event body: " + err.Error())
 	}
-	e.Body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	e.Body = body
 	return e
 }

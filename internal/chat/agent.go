@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 
@@ -229,7 +228,7 @@ func responses(text string, atts []parley.Attachment) json.RawMessage {
 		}
 		out = append(out, r)
 	}
-	b, err := marshal(out)
+	b, err := parley.Marshal(out)
 	if err != nil {
 		panic("chat: encoding responses: " + err.Error()) // plain strings cannot fail to encode
 	}
@@ -262,7 +261,7 @@ func (e *Engine) SetTyping(tx store.Tx, a *parley.Agent, conversationID, action 
 	if c := s.Conversation; c.HandledBy != parley.HandledByAgent || c.AssigneeID != a.ID {
 		return nil
 	}
-	data, err := marshal(Typing{Agent: a.Ref(), Action: action})
+	data, err := parley.Marshal(Typing{Agent: a.Ref(), Action: action})
 	if err != nil {
 		return err
 	}
@@ -336,15 +335,4 @@ func (e *Engine) acting(tx store.Tx, a *parley.Agent, conversationID string, now
 		return nil, nil, parley.Errorf(parley.EConflict, "the conversation is resolved")
 	}
 	return s, in, nil
-}
-
-// marshal encodes v as JSON without HTML escaping: agents' text stays readable ("<3").
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

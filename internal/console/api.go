@@ -49,17 +49,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, a *parley.Agent) {
 
 // view runs fn in a read transaction and answers 200 with what it returns.
 func (s *Server) view(w http.ResponseWriter, r *http.Request, fn func(tx store.ReadTx) (any, error)) {
-	var v any
-	err := s.store.View(r.Context(), func(tx store.ReadTx) error {
-		var err error
-		v, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, v)
+	httpapi.View(w, r, s.store, s.log, fn)
 }
 
 // IntegrationView names an integration an agent works in.
@@ -224,58 +214,21 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, a *parley.
 		s.fail(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	limit := defaultPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			s.fail(w, r, parley.Errorf(parley.EInvalid, "limit must be a number from 1 to %d", maxPage))
-			return
-		}
-		limit = n
-	}
-	after, ok := q.Get("after"), true
-	if after != "" {
-		if after, ok = parley.ParseID(after); !ok {
-			s.fail(w, r, parley.Errorf(parley.EInvalid, "after must be a message_id of this conversation's session"))
-			return
-		}
+	p, err := httpapi.ParsePage(r.URL.Query(), defaultPage, maxPage)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	s.view(w, r, func(tx store.ReadTx) (any, error) {
 		sum, err := readable(tx, a, id)
 		if err != nil {
 			return nil, err
 		}
-		sid := sum.Conversation.SessionID
-		var afterSeq int64
-		if after != "" {
-			m, err := tx.Message(sid, after)
-			if parley.IsCode(err, parley.ENotFound) {
-				return nil, parley.Errorf(parley.EInvalid, "after must be a message_id of this conversation's session")
-			}
-			if err != nil {
-				return nil, err
-			}
-			afterSeq = m.Seq
-		}
-		msgs, err := tx.Messages(sid, afterSeq, limit+1) // one more tells whether a next page exists
+		msgs, next, err := httpapi.History(tx, s.chat, sum.Conversation.SessionID, p)
 		if err != nil {
 			return nil, err
 		}
-		var next *string
-		if len(msgs) > limit {
-			msgs = msgs[:limit]
-			next = &msgs[limit-1].ID
-		}
-		out := make([]*httpapi.MessageView, 0, len(msgs))
-		for _, m := range msgs {
-			v, err := messageView(tx, s.chat, m)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return map[string]any{"messages": out, "next": next}, nil
+		return map[string]any{"messages": msgs, "next": next}, nil
 	})
 }
 
@@ -394,7 +347,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, a *parley.A
 	var v *httpapi.MessageView
 	err = s.store.View(r.Context(), func(tx store.ReadTx) error {
 		var err error
-		v, err = messageView(tx, s.chat, m)
+		v, err = httpapi.ShowMessage(tx, s.chat, m)
 		return err
 	})
 	if err != nil {

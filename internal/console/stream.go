@@ -218,7 +218,7 @@ func (src *source) messages(tx store.ReadTx, out []live.Event, sessionID, integr
 		if t.known && !ok && m.Seq <= t.newest {
 			continue // older than the tail it was compared with: a receipt nobody shows any more
 		}
-		v, err := messageView(tx, src.chat, m)
+		v, err := httpapi.ShowMessage(tx, src.chat, m)
 		if err != nil {
 			return out, err
 		}

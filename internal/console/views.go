@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"github.com/parleyhq/parley"
-	"github.com/parleyhq/parley/internal/chat"
-	"github.com/parleyhq/parley/internal/httpapi"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -112,18 +110,4 @@ func preview(m *parley.Message) string {
 		text = string(r[:previewRunes-1]) + "…"
 	}
 	return text
-}
-
-// messageView is a message as the agent API shows it: the inbound API's view, with
-// attachments as a reader can fetch them.
-func messageView(tx store.ReadTx, engine *chat.Engine, m *parley.Message) (*httpapi.MessageView, error) {
-	v := httpapi.NewMessageView(m)
-	if len(m.Attachments) > 0 {
-		atts, err := engine.OutboundAttachments(tx, m.Attachments)
-		if err != nil {
-			return nil, err
-		}
-		v.Attachments = atts
-	}
-	return v, nil
 }

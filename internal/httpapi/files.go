@@ -165,12 +165,3 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "private")
 	http.ServeContent(w, r, "", f.UploadedAt, body)
 }
-
-// resolve turns a message's attachments into outbound ones (fresh download URLs): see
-// files.Service.Resolve, which every outbound payload must go through.
-func (s *Server) resolve(tx store.ReadTx, atts []parley.Attachment) ([]parley.Attachment, error) {
-	if s.cfg.Files == nil {
-		return atts, nil
-	}
-	return s.cfg.Files.Resolve(tx, atts)
-}

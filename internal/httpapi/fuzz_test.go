@@ -40,7 +40,7 @@ func FuzzUnmarshal(f *testing.F) {
 			if !json.Valid(b) || bytes.TrimLeft(b, " \t\r\n")[0] != '{' {
 				t.Fatalf("%s: accepted %q, which is not a JSON object", name, b)
 			}
-			enc, err := marshal(v)
+			enc, err := parley.Marshal(v)
 			if err != nil {
 				t.Fatalf("%s: the decoded value does not encode: %v", name, err)
 			}
@@ -48,7 +48,7 @@ func FuzzUnmarshal(f *testing.F) {
 			if err := Unmarshal(enc, again); err != nil {
 				t.Fatalf("%s: its own encoding %s is refused: %v (input %q)", name, enc, err, b)
 			}
-			enc2, err := marshal(again)
+			enc2, err := parley.Marshal(again)
 			if err != nil || !bytes.Equal(enc, enc2) {
 				t.Fatalf("%s: encoding is not stable:\n%s\n%s", name, enc, enc2)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/parleyhq/parley"
@@ -404,67 +403,19 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, in *parley
 		s.fail(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	limit := defaultPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			s.fail(w, r, parley.Errorf(parley.EInvalid, "limit must be a number from 1 to %d", maxPage))
-			return
-		}
-		limit = n
-	}
-	after := q.Get("after")
-	if after != "" {
-		var ok bool
-		if after, ok = parley.ParseID(after); !ok {
-			s.fail(w, r, parley.Errorf(parley.EInvalid, "after must be a message_id from this session"))
-			return
-		}
+	p, err := ParsePage(r.URL.Query(), defaultPage, maxPage)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	s.view(w, r, func(tx store.ReadTx) (any, error) {
 		if _, err := readableSession(tx, in, sid); err != nil {
 			return nil, err
 		}
-		var afterSeq int64
-		if after != "" {
-			m, err := tx.Message(sid, after)
-			if parley.IsCode(err, parley.ENotFound) {
-				return nil, parley.Errorf(parley.EInvalid, "after must be a message_id from this session")
-			}
-			if err != nil {
-				return nil, err
-			}
-			afterSeq = m.Seq
-		}
-		// One more than asked tells whether there is a next page.
-		msgs, err := tx.Messages(sid, afterSeq, limit+1)
+		msgs, next, err := History(tx, s.chat, sid, p)
 		if err != nil {
 			return nil, err
 		}
-		page := messagePage{RequestID: RequestID(r.Context()), Messages: []*MessageView{}}
-		if len(msgs) > limit {
-			msgs = msgs[:limit]
-			page.Next = &msgs[limit-1].ID
-		}
-		for _, m := range msgs {
-			v := NewMessageView(m)
-			if v.Attachments, err = s.resolve(tx, m.Attachments); err != nil {
-				return nil, err
-			}
-			page.Messages = append(page.Messages, v)
-		}
-		return page, nil
+		return messagePage{RequestID: RequestID(r.Context()), Messages: msgs, Next: next}, nil
 	})
-}
-
-// marshal encodes a response body without HTML escaping (user text stays readable).
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

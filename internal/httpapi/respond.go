@@ -54,7 +54,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 
 // WriteJSON answers with v encoded as JSON.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := marshal(v)
+	b, err := parley.Marshal(v)
 	if err != nil {
 		// Every response type is plain data; this is a bug, and the client still gets the shape.
 		status, b = http.StatusInternalServerError, []byte(`{"error_code":"internal-server-error","error_message":"internal error"}`)

@@ -164,7 +164,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, in *parley.Integra
 		if err != nil {
 			return err
 		}
-		if body, err = marshal(v); err != nil {
+		if body, err = parley.Marshal(v); err != nil {
 			return err
 		}
 		outStatus = status
@@ -194,17 +194,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, in *parley.Integra
 
 // view runs fn in a read transaction and answers 200 with what it returns.
 func (s *Server) view(w http.ResponseWriter, r *http.Request, fn func(tx store.ReadTx) (any, error)) {
-	var v any
-	err := s.store.View(r.Context(), func(tx store.ReadTx) error {
-		var err error
-		v, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, v)
+	View(w, r, s.store, s.log, fn)
 }
 
 // Forget drops cached credentials of an integration (after an operator changed it).
