@@ -45,23 +45,20 @@ func agentCreate(ctx context.Context, env *Env, args []string) error {
 	if spec.Email == "" || spec.Name == "" {
 		return parley.Errorf(parley.EInvalid, "--email and --name are required")
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	v, err := admin.New(db, nil).CreateAgent(ctx, spec)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, v)
-	}
-	fmt.Fprintf(env.Stdout, "agent %s <%s> created\nid:    %s\n", v.Name, v.Email, v.ID)
-	if v.Token != "" {
-		fmt.Fprintf(env.Stdout, "token: %s   (shown once: store it now)\n", v.Token)
-	}
-	return nil
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		v, err := adm.CreateAgent(ctx, spec)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, v)
+		}
+		fmt.Fprintf(env.Stdout, "agent %s <%s> created\nid:    %s\n", v.Name, v.Email, v.ID)
+		if v.Token != "" {
+			fmt.Fprintf(env.Stdout, "token: %s   (shown once: store it now)\n", v.Token)
+		}
+		return nil
+	})
 }
 
 func splitIDs(s string) []string {
@@ -80,31 +77,28 @@ func agentList(ctx context.Context, env *Env, args []string) error {
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	list, err := admin.New(db, nil).Agents(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, list)
-	}
-	fmt.Fprintf(env.Stdout, "%-36s  %-28s  %-20s  %-8s  %-6s  %s\n", "ID", "EMAIL", "NAME", "PASSWORD", "TOKENS", "INTEGRATIONS")
-	for _, v := range list {
-		scope := "all"
-		if len(v.Integrations) > 0 {
-			scope = strings.Join(v.Integrations, ",")
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		list, err := adm.Agents(ctx)
+		if err != nil {
+			return err
 		}
-		pw := "no"
-		if v.HasPassword {
-			pw = "yes"
+		if *asJSON {
+			return printJSON(env.Stdout, list)
 		}
-		fmt.Fprintf(env.Stdout, "%-36s  %-28s  %-20s  %-8s  %-6d  %s\n", v.ID, v.Email, v.Name, pw, len(v.Tokens), scope)
-	}
-	return nil
+		fmt.Fprintf(env.Stdout, "%-36s  %-28s  %-20s  %-8s  %-6s  %s\n", "ID", "EMAIL", "NAME", "PASSWORD", "TOKENS", "INTEGRATIONS")
+		for _, v := range list {
+			scope := "all"
+			if len(v.Integrations) > 0 {
+				scope = strings.Join(v.Integrations, ",")
+			}
+			pw := "no"
+			if v.HasPassword {
+				pw = "yes"
+			}
+			fmt.Fprintf(env.Stdout, "%-36s  %-28s  %-20s  %-8s  %-6d  %s\n", v.ID, v.Email, v.Name, pw, len(v.Tokens), scope)
+		}
+		return nil
+	})
 }
 
 func agentToken(ctx context.Context, env *Env, args []string) error {
@@ -117,27 +111,23 @@ func agentToken(ctx context.Context, env *Env, args []string) error {
 	if *email == "" {
 		return parley.Errorf(parley.EInvalid, "--email is required")
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	adm := admin.New(db, nil)
-	a, err := adm.AgentByEmail(ctx, *email)
-	if parley.IsCode(err, parley.ENotFound) {
-		return parley.Errorf(parley.ENotFound, "no agent with email %s", *email)
-	}
-	if err != nil {
-		return err
-	}
-	k, plain, err := adm.AddAgentToken(ctx, a.ID)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, map[string]any{"id": k.ID, "agent_id": a.ID, "prefix": k.Prefix,
-			"token": plain, "created_at": k.CreatedAt})
-	}
-	fmt.Fprintf(env.Stdout, "token: %s   (shown once: store it now)\n", plain)
-	return nil
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		a, err := adm.AgentByEmail(ctx, *email)
+		if parley.IsCode(err, parley.ENotFound) {
+			return parley.Errorf(parley.ENotFound, "no agent with email %s", *email)
+		}
+		if err != nil {
+			return err
+		}
+		k, plain, err := adm.AddAgentToken(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, map[string]any{"id": k.ID, "agent_id": a.ID, "prefix": k.Prefix,
+				"token": plain, "created_at": k.CreatedAt})
+		}
+		fmt.Fprintf(env.Stdout, "token: %s   (shown once: store it now)\n", plain)
+		return nil
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/app"
 	"github.com/parleyhq/parley/internal/config"
 )
@@ -115,6 +116,16 @@ func parse(env *Env, fs *flag.FlagSet, cfg *config.Config, args []string) ([]str
 // openDB opens the configured database for a one-shot command, logging to stderr.
 func openDB(ctx context.Context, env *Env, cfg *config.Config) (app.Database, error) {
 	return app.OpenDatabase(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, cfg.AutoMigrate, cfg.Logger(env.Stderr))
+}
+
+// withAdmin opens the configured database and runs fn with the operator's operations on it.
+func withAdmin(ctx context.Context, env *Env, cfg *config.Config, fn func(*admin.Service) error) error {
+	db, err := openDB(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(admin.New(db, nil))
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -38,27 +38,24 @@ func deliveriesList(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	list, err := admin.New(db, nil).Deliveries(ctx, f)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, list)
-	}
-	fmt.Fprintf(env.Stdout, "%-36s  %-26s  %-9s  %-8s  %s\n", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "LAST ERROR")
-	for _, d := range list {
-		fmt.Fprintf(env.Stdout, "%-36s  %-26s  %-9s  %-8d  %s\n", d.ID, d.EventType, d.State, d.Attempts, d.LastError)
-		for _, a := range d.AttemptLog {
-			fmt.Fprintf(env.Stdout, "    attempt at %s  status %d  %dms  %s\n",
-				time.UnixMilli(a.At).UTC().Format(time.RFC3339Nano), a.Status, a.DurationMS, a.Error)
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		list, err := adm.Deliveries(ctx, f)
+		if err != nil {
+			return err
 		}
-	}
-	return nil
+		if *asJSON {
+			return printJSON(env.Stdout, list)
+		}
+		fmt.Fprintf(env.Stdout, "%-36s  %-26s  %-9s  %-8s  %s\n", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "LAST ERROR")
+		for _, d := range list {
+			fmt.Fprintf(env.Stdout, "%-36s  %-26s  %-9s  %-8d  %s\n", d.ID, d.EventType, d.State, d.Attempts, d.LastError)
+			for _, a := range d.AttemptLog {
+				fmt.Fprintf(env.Stdout, "    attempt at %s  status %d  %dms  %s\n",
+					time.UnixMilli(a.At).UTC().Format(time.RFC3339Nano), a.Status, a.DurationMS, a.Error)
+			}
+		}
+		return nil
+	})
 }
 
 func deliveriesReplay(ctx context.Context, env *Env, args []string) error {
@@ -79,18 +76,15 @@ func deliveriesReplay(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	list, err := admin.New(db, nil).Replay(ctx, iid, eid)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, list)
-	}
-	fmt.Fprintf(env.Stdout, "%d failed events are pending again; a running server sends them within seconds\n", len(list))
-	return nil
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		list, err := adm.Replay(ctx, iid, eid)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, list)
+		}
+		fmt.Fprintf(env.Stdout, "%d failed events are pending again; a running server sends them within seconds\n", len(list))
+		return nil
+	})
 }

@@ -77,26 +77,22 @@ func integrationCreate(ctx context.Context, env *Env, args []string) error {
 	if spec.WebhookURL == nil {
 		return parley.Errorf(parley.EInvalid, "--webhook-url is required")
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	adm := admin.New(db, nil)
-	in, key, err := adm.CreateIntegration(ctx, spec)
-	if err != nil {
-		return err
-	}
-	v, err := adm.Integration(ctx, in.ID)
-	if err != nil {
-		return err
-	}
-	v.APIKey = key
-	if *asJSON {
-		return printJSON(env.Stdout, v)
-	}
-	fmt.Fprintf(env.Stdout, "integration %s created\nid:      %s\napi_key: %s   (shown once: store it now)\n", in.Name, in.ID, key)
-	return nil
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		in, key, err := adm.CreateIntegration(ctx, spec)
+		if err != nil {
+			return err
+		}
+		v, err := adm.Integration(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		v.APIKey = key
+		if *asJSON {
+			return printJSON(env.Stdout, v)
+		}
+		fmt.Fprintf(env.Stdout, "integration %s created\nid:      %s\napi_key: %s   (shown once: store it now)\n", in.Name, in.ID, key)
+		return nil
+	})
 }
 
 func integrationList(ctx context.Context, env *Env, args []string) error {
@@ -105,26 +101,23 @@ func integrationList(ctx context.Context, env *Env, args []string) error {
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	list, err := admin.New(db, nil).Integrations(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		if list == nil {
-			list = []*admin.IntegrationView{}
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		list, err := adm.Integrations(ctx)
+		if err != nil {
+			return err
 		}
-		return printJSON(env.Stdout, list)
-	}
-	fmt.Fprintf(env.Stdout, "%-36s  %-20s  %-5s  %s\n", "ID", "NAME", "KEYS", "WEBHOOK URL")
-	for _, v := range list {
-		fmt.Fprintf(env.Stdout, "%-36s  %-20s  %-5d  %s\n", v.ID, v.Name, len(v.Keys), v.WebhookURL)
-	}
-	return nil
+		if *asJSON {
+			if list == nil {
+				list = []*admin.IntegrationView{}
+			}
+			return printJSON(env.Stdout, list)
+		}
+		fmt.Fprintf(env.Stdout, "%-36s  %-20s  %-5s  %s\n", "ID", "NAME", "KEYS", "WEBHOOK URL")
+		for _, v := range list {
+			fmt.Fprintf(env.Stdout, "%-36s  %-20s  %-5d  %s\n", v.ID, v.Name, len(v.Keys), v.WebhookURL)
+		}
+		return nil
+	})
 }
 
 func integrationID(fs *flag.FlagSet) *string {
@@ -153,24 +146,20 @@ func integrationUpdate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	adm := admin.New(db, nil)
-	if _, err := adm.UpdateIntegration(ctx, iid, spec); err != nil {
-		return err
-	}
-	v, err := adm.Integration(ctx, iid)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, v)
-	}
-	fmt.Fprintf(env.Stdout, "integration %s updated\n", iid)
-	return nil
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		if _, err := adm.UpdateIntegration(ctx, iid, spec); err != nil {
+			return err
+		}
+		v, err := adm.Integration(ctx, iid)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, v)
+		}
+		fmt.Fprintf(env.Stdout, "integration %s updated\n", iid)
+		return nil
+	})
 }
 
 func integrationKey(ctx context.Context, env *Env, args []string) error {
@@ -184,19 +173,16 @@ func integrationKey(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, env, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	key, plain, err := admin.New(db, nil).AddKey(ctx, iid)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.Stdout, map[string]any{"id": key.ID, "integration_id": iid, "prefix": key.Prefix,
-			"api_key": plain, "created_at": key.CreatedAt.UnixMilli()})
-	}
-	fmt.Fprintf(env.Stdout, "api_key: %s   (shown once: store it now)\n", plain)
-	return nil
+	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+		key, plain, err := adm.AddKey(ctx, iid)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, map[string]any{"id": key.ID, "integration_id": iid, "prefix": key.Prefix,
+				"api_key": plain, "created_at": key.CreatedAt.UnixMilli()})
+		}
+		fmt.Fprintf(env.Stdout, "api_key: %s   (shown once: store it now)\n", plain)
+		return nil
+	})
 }

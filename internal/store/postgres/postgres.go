@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -35,13 +34,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations returns this dialect's migrations.
-func Migrations() ([]sqltx.Migration, error) {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	return sqltx.LoadMigrations(sub)
-}
+func Migrations() ([]sqltx.Migration, error) { return sqltx.LoadMigrations(migrationFiles, "migrations") }
 
 var dialect = &sqltx.Dialect{
 	Name:       "postgres",

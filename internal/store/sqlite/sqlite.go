@@ -15,7 +15,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"runtime"
 	"strings"
@@ -31,13 +30,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations returns this dialect's migrations.
-func Migrations() ([]sqltx.Migration, error) {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	return sqltx.LoadMigrations(sub)
-}
+func Migrations() ([]sqltx.Migration, error) { return sqltx.LoadMigrations(migrationFiles, "migrations") }
 
 var dialect = &sqltx.Dialect{
 	Name:         "sqlite",

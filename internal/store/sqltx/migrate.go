@@ -18,9 +18,13 @@ type Migration struct {
 	SQL     string
 }
 
-// LoadMigrations reads the files NNN_name.sql of fsys, in order. Numbers must run 1, 2, 3, ...
-// without gaps, so two branches that both add migration 4 cannot both land unnoticed.
-func LoadMigrations(fsys fs.FS) ([]Migration, error) {
+// LoadMigrations reads the files dir/NNN_name.sql of fsys, in order. Numbers must run 1, 2, 3,
+// ... without gaps, so two branches that both add migration 4 cannot both land unnoticed.
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	fsys, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
 	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
 		return nil, err
