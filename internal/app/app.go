@@ -25,6 +25,7 @@ import (
 	"github.com/parleyhq/parley/internal/janitor"
 	"github.com/parleyhq/parley/internal/lease"
 	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/openapi"
 	"github.com/parleyhq/parley/internal/outbox"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/store/postgres"
@@ -83,6 +84,7 @@ type Main struct {
 	Chat       *chat.Engine
 	Admin      *admin.Service
 	API        *httpapi.Server
+	Router     *httpapi.Router // the route table, kept so tests can hold the API document to it
 	Agents     *agents.Service
 	Console    *console.Server
 	Metrics    *metrics.Registry
@@ -161,6 +163,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.API.Register(rt)
 	m.Console.Register(rt)
 	httpapi.RegisterOps(rt, db.Ping, m.Metrics, m.Log)
+	openapi.Register(rt)
+	m.Router = rt
 	m.server = &http.Server{
 		Handler:           httpapi.Observe(rt.Handler(), m.Log, m.Metrics),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -17,6 +17,7 @@ type Router struct {
 	log     *slog.Logger
 	methods map[string][]string // path pattern -> methods
 	order   []string
+	mounts  []string
 }
 
 // NewRouter returns an empty Router.
@@ -37,7 +38,29 @@ func (rt *Router) Handle(method, path string, h http.Handler) {
 func (rt *Router) HandleFunc(method, path string, f http.HandlerFunc) { rt.Handle(method, path, f) }
 
 // Mount routes everything under prefix (a pattern ending in /) to h, whatever the method.
-func (rt *Router) Mount(prefix string, h http.Handler) { rt.mux.Handle(prefix, h) }
+func (rt *Router) Mount(prefix string, h http.Handler) {
+	rt.mux.Handle(prefix, h)
+	rt.mounts = append(rt.mounts, prefix)
+}
+
+// Route is one entry of the route table: a method and a ServeMux pattern path. Method is empty
+// for a Mount.
+type Route struct{ Method, Path string }
+
+// Routes lists what was registered, in order: the OpenAPI document's test holds it to the
+// document, so no route goes undocumented.
+func (rt *Router) Routes() []Route {
+	var out []Route
+	for _, path := range rt.order {
+		for _, m := range rt.methods[path] {
+			out = append(out, Route{m, path})
+		}
+	}
+	for _, p := range rt.mounts {
+		out = append(out, Route{"", p})
+	}
+	return out
+}
 
 // Handler returns the finished route table. Call it once, after every Handle.
 func (rt *Router) Handler() http.Handler {
