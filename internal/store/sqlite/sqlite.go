@@ -30,7 +30,9 @@ import (
 var migrationFiles embed.FS
 
 // Migrations returns this dialect's migrations.
-func Migrations() ([]sqltx.Migration, error) { return sqltx.LoadMigrations(migrationFiles, "migrations") }
+func Migrations() ([]sqltx.Migration, error) {
+	return sqltx.LoadMigrations(migrationFiles, "migrations")
+}
 
 var dialect = &sqltx.Dialect{
 	Name:         "sqlite",
