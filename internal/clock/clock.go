@@ -12,6 +12,15 @@ type Clock interface {
 	Now() time.Time
 	// After returns a channel that receives once d has passed on this clock.
 	After(d time.Duration) <-chan time.Time
+	// NewTicker returns a ticker that ticks every d on this clock. Like time.Ticker it keeps
+	// one tick waiting: a loop busy when a tick comes still sees it.
+	NewTicker(d time.Duration) Ticker
+}
+
+// Ticker ticks until stopped.
+type Ticker interface {
+	C() <-chan time.Time
+	Stop()
 }
 
 // Real is the system clock.
@@ -19,12 +28,19 @@ type Real struct{}
 
 func (Real) Now() time.Time                         { return time.Now() }
 func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (Real) NewTicker(d time.Duration) Ticker       { return realTicker{time.NewTicker(d)} }
+
+type realTicker struct{ t *time.Ticker }
+
+func (r realTicker) C() <-chan time.Time { return r.t.C }
+func (r realTicker) Stop()               { r.t.Stop() }
 
 // Fake is a clock that moves only when told to. Waits on it end when Advance passes them.
 type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []waiter
+	tickers []*fakeTicker
 }
 
 type waiter struct {
@@ -53,11 +69,53 @@ func (f *Fake) After(d time.Duration) <-chan time.Time {
 	return c
 }
 
-// Advance moves the clock forward by d and ends the waits that are now due.
+// NewTicker returns a ticker that ticks when Advance passes each multiple of d.
+func (f *Fake) NewTicker(d time.Duration) Ticker {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := &fakeTicker{f: f, every: d, next: f.now.Add(d), c: make(chan time.Time, 1)}
+	f.tickers = append(f.tickers, t)
+	return t
+}
+
+type fakeTicker struct {
+	f     *Fake
+	every time.Duration
+	next  time.Time
+	c     chan time.Time
+}
+
+func (t *fakeTicker) C() <-chan time.Time { return t.c }
+
+func (t *fakeTicker) Stop() {
+	t.f.mu.Lock()
+	defer t.f.mu.Unlock()
+	for i, x := range t.f.tickers {
+		if x == t {
+			t.f.tickers = append(t.f.tickers[:i], t.f.tickers[i+1:]...)
+			return
+		}
+	}
+}
+
+// Advance moves the clock forward by d, ends the waits that are now due and ticks the tickers
+// whose period passed.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
+	for _, t := range f.tickers {
+		if t.next.After(f.now) {
+			continue
+		}
+		for !t.next.After(f.now) {
+			t.next = t.next.Add(t.every)
+		}
+		select {
+		case t.c <- f.now:
+		default: // a tick is already waiting
+		}
+	}
 	kept := f.waiters[:0]
 	for _, w := range f.waiters {
 		if w.at.After(f.now) {

@@ -62,6 +62,8 @@ func (s *Sweeper) Stop() {
 
 func (s *Sweeper) loop() {
 	defer close(s.done)
+	tick := s.clock.NewTicker(s.interval)
+	defer tick.Stop()
 	for {
 		if _, err := s.Sweep(context.Background()); err != nil {
 			s.log.Warn("expiry: sweep failed", "err", err)
@@ -69,7 +71,7 @@ func (s *Sweeper) loop() {
 		select {
 		case <-s.stop:
 			return
-		case <-s.clock.After(s.interval):
+		case <-tick.C():
 		}
 	}
 }

@@ -60,12 +60,14 @@ func (w *Sweeper) Stop() {
 
 func (w *Sweeper) run(ctx context.Context) {
 	defer close(w.done)
+	tick := w.clock.NewTicker(SweepInterval)
+	defer tick.Stop()
 	for {
 		if _, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("files: retention sweep failed", "err", err)
 		}
 		select {
-		case <-w.clock.After(SweepInterval):
+		case <-tick.C():
 		case <-ctx.Done():
 			return
 		}

@@ -51,11 +51,13 @@ func (j *Janitor) Stop() {
 
 func (j *Janitor) loop() {
 	defer close(j.done)
+	tick := j.clock.NewTicker(j.interval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-j.stop:
 			return
-		case <-j.clock.After(j.interval):
+		case <-tick.C():
 		}
 		if err := j.Clean(context.Background()); err != nil {
 			j.log.Warn("janitor: cleaning failed", "err", err)
