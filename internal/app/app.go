@@ -202,8 +202,12 @@ func (m *Main) Close() error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
-		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, err)
+		// served is nil when Run failed before serving (the port was taken, say): then there
+		// is nothing to wait for.
+		if m.served != nil {
+			if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs = append(errs, err)
+			}
 		}
 		m.server = nil
 	} else if m.listener != nil {
