@@ -95,6 +95,7 @@ type Main struct {
 
 	services []Service
 	server   *http.Server
+	pprof    *http.Server // nil unless Config.PprofAddr is set
 	listener net.Listener
 	served   chan error
 }
@@ -159,6 +160,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	if m.Config.PprofAddr != "" {
+		if err := m.startPprof(m.Config.PprofAddr); err != nil {
+			m.Close()
+			return fmt.Errorf("pprof: %w", err)
+		}
+	}
+
 	rt := httpapi.NewRouter(m.Log)
 	m.API.Register(rt)
 	m.Console.Register(rt)
@@ -195,6 +203,10 @@ func (m *Main) URL() string { return "http://" + m.Addr() }
 // services (they finish or hand back their work), then close the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.pprof != nil {
+		m.pprof.Close() // profiles in progress are of no use once the server stops
+		m.pprof = nil
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		err := m.server.Shutdown(ctx)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -39,6 +40,9 @@ type Config struct {
 	// uploads and downloads). Empty means http:// and the address it listens on.
 	PublicURL string
 	Files     Files
+	// PprofAddr serves net/http/pprof for profiling under load; empty (the default) serves
+	// nothing. Only a loopback address is accepted: profiles show internals.
+	PprofAddr string
 }
 
 // Default returns the defaults: SQLite in the working directory, loopback only.
@@ -81,6 +85,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often sessions past their timeout are looked for (PARLEY_EXPIRY_INTERVAL)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at, for the file URLs it hands out; default: http://ADDR (PARLEY_PUBLIC_URL)")
 	c.Files.bind(fs)
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "loopback address to serve /debug/pprof on; empty turns it off (PARLEY_PPROF_ADDR)")
 	fs.String("config", "", "file of PARLEY_<NAME>=value lines (PARLEY_CONFIG)")
 }
 
@@ -183,12 +188,28 @@ func (c *Config) Validate() error {
 	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
 		return fmt.Errorf("expiry-interval must be between 1ns and 1s (session:expired is due within 2s of the deadline)")
 	}
+	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
+		return fmt.Errorf("pprof-addr must be a loopback address such as 127.0.0.1:6060, not %q", c.PprofAddr)
+	}
 	if c.PublicURL != "" {
 		if err := checkBaseURL(c.PublicURL); err != nil {
 			return fmt.Errorf("public-url: %v", err)
 		}
 	}
 	return c.Files.validate()
+}
+
+// loopback reports whether hostport names a loopback host.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // Level returns the log level.
