@@ -35,6 +35,12 @@ type Load struct {
 	// Grace bounds how long an open loop that fell behind goes on after Duration; requests
 	// still not sent then are counted as "unsent". 0 means 5 s.
 	Grace time.Duration
+	// Requests, when positive, ends a closed loop after that many requests (warm-up
+	// included), even before Duration; Duration may then be 0 for no time limit.
+	Requests int64
+	// ServerCPU, when set, returns the CPU time the server has used so far; the run reports
+	// how much of it the measured window took.
+	ServerCPU func() (time.Duration, bool)
 }
 
 // Request sends request number i (counting from 0 across all clients) and reports how it
@@ -48,6 +54,9 @@ type Run struct {
 	Elapsed    time.Duration // the measured window
 	Unsent     int           // open loop: due requests never sent
 	Throughput float64       // completed measured requests per second
+	// CPU time used during the measured window by the server and by this process (the
+	// clients), when known: per request, they are steadier than throughput on a busy machine.
+	ServerCPU, ClientCPU time.Duration
 }
 
 // OK returns how many measured requests got a 2xx answer.
@@ -67,8 +76,14 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	if l.Clients < 1 {
 		return nil, errors.New("loadtest: clients must be at least 1")
 	}
-	if l.Duration <= 0 {
+	if l.Duration <= 0 && l.Requests <= 0 {
 		return nil, errors.New("loadtest: duration must be positive")
+	}
+	if l.Rate > 0 && l.Requests > 0 {
+		return nil, errors.New("loadtest: an open loop runs for a duration, not a number of requests")
+	}
+	if l.Duration <= 0 {
+		l.Duration = 1000 * time.Hour
 	}
 	if l.Grace <= 0 {
 		l.Grace = 5 * time.Second
@@ -82,6 +97,8 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	end := measureFrom.Add(l.Duration)
 	var next, sent atomic.Int64
 	var wg sync.WaitGroup
+	meter := newMeter(l.ServerCPU)
+	stopMeter := meter.during(measureFrom, end)
 	for c := range l.Clients {
 		wg.Go(func() {
 			rec := recs[c]
@@ -89,7 +106,7 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 				i := next.Add(1) - 1
 				if l.Rate <= 0 {
 					t0 := time.Now()
-					if !t0.Before(end) {
+					if !t0.Before(end) || (l.Requests > 0 && i >= l.Requests) {
 						return
 					}
 					o := do(ctx, i)
@@ -118,7 +135,9 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 		})
 	}
 	wg.Wait()
+	stopMeter()
 	run := &Run{Load: l, Recorder: NewRecorder(), Elapsed: end.Sub(measureFrom)}
+	run.ServerCPU, run.ClientCPU = meter.server, meter.client
 	if l.Rate > 0 {
 		scheduled := int64(math.Ceil((l.Warmup + l.Duration).Seconds() * l.Rate))
 		run.Unsent = int(max(0, scheduled-sent.Load()))
@@ -129,6 +148,52 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	}
 	run.Throughput = float64(run.Recorder.Count()) / run.Elapsed.Seconds()
 	return run, ctx.Err()
+}
+
+// meter samples CPU time at the start and the end of the measured window.
+type meter struct {
+	serverCPU      func() (time.Duration, bool)
+	server, client time.Duration
+}
+
+func newMeter(serverCPU func() (time.Duration, bool)) *meter {
+	if serverCPU == nil {
+		serverCPU = func() (time.Duration, bool) { return 0, false }
+	}
+	return &meter{serverCPU: serverCPU}
+}
+
+// during samples at from and at to, or when the returned stop is called, whichever is first;
+// stop waits for the sampling to finish.
+func (m *meter) during(from, to time.Time) (stop func()) {
+	stopc, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		if !sleepUntil(stopc, from) {
+			return
+		}
+		s0, sok := m.serverCPU()
+		c0, cok := SelfCPU()
+		sleepUntil(stopc, to)
+		if s1, ok := m.serverCPU(); ok && sok {
+			m.server = s1 - s0
+		}
+		if c1, ok := SelfCPU(); ok && cok {
+			m.client = c1 - c0
+		}
+	}()
+	return func() { close(stopc); <-done }
+}
+
+func sleepUntil(stop <-chan struct{}, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-stop:
+		return false
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

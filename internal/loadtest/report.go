@@ -30,14 +30,23 @@ func (l Load) Describe() string {
 // throughput and the latency percentiles.
 func PrintTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tload\trequests\tok\tthroughput/s\tp50\tp90\tp99\tp99.9\tmax\tother outcomes\t")
+	fmt.Fprintln(tw, "phase\tload\trequests\tok\tthroughput/s\tp50\tp90\tp99\tp99.9\tmax\tserver cpu/req\tclient cpu/req\tother outcomes\t")
 	for _, r := range rows {
 		s := r.Run.Recorder.Stats()
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, r.Run.Load.Describe(),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Name, r.Run.Load.Describe(),
 			s.Count, r.Run.OK(), r.Run.Throughput, FormatDuration(s.P50), FormatDuration(s.P90),
-			FormatDuration(s.P99), FormatDuration(s.P999), FormatDuration(s.Max), r.Run.Others())
+			FormatDuration(s.P99), FormatDuration(s.P999), FormatDuration(s.Max),
+			perRequest(r.Run.ServerCPU, s.Count), perRequest(r.Run.ClientCPU, s.Count), r.Run.Others())
 	}
 	tw.Flush()
+}
+
+// perRequest formats a CPU time divided among n requests, or "-" when it is unknown.
+func perRequest(cpu time.Duration, n int) string {
+	if cpu <= 0 || n == 0 {
+		return "-"
+	}
+	return FormatDuration(cpu / time.Duration(n))
 }
 
 // Others lists the outcomes that were not 2xx, and the unsent requests, most frequent first:
@@ -101,6 +110,9 @@ type RunJSON struct {
 	Unsent     int            `json:"unsent,omitempty"`
 	Throughput float64        `json:"throughput_per_s"`
 	Latency    LatencyJSON    `json:"latency_ms"`
+	// CPU time per request in microseconds; 0 when unknown.
+	ServerCPU float64 `json:"server_cpu_us_per_req,omitempty"`
+	ClientCPU float64 `json:"client_cpu_us_per_req,omitempty"`
 }
 
 // LatencyJSON is a latency distribution in milliseconds.
@@ -118,7 +130,13 @@ type LatencyJSON struct {
 func (r Row) JSON() RunJSON {
 	s := r.Run.Recorder.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return RunJSON{Name: r.Name, Load: r.Run.Load.Describe(), Clients: r.Run.Load.Clients, Rate: r.Run.Load.Rate,
+	us := func(d time.Duration) float64 {
+		if s.Count == 0 {
+			return 0
+		}
+		return float64(d.Nanoseconds()) / 1000 / float64(s.Count)
+	}
+	return RunJSON{ServerCPU: us(r.Run.ServerCPU), ClientCPU: us(r.Run.ClientCPU), Name: r.Name, Load: r.Run.Load.Describe(), Clients: r.Run.Load.Clients, Rate: r.Run.Load.Rate,
 		Seconds: r.Run.Elapsed.Seconds(), Requests: s.Count, OK: r.Run.OK(), Outcomes: r.Run.Recorder.Outcomes(),
 		Unsent: r.Run.Unsent, Throughput: r.Run.Throughput,
 		Latency: LatencyJSON{Min: ms(s.Min), Mean: ms(s.Mean), P50: ms(s.P50), P90: ms(s.P90), P99: ms(s.P99),
