@@ -51,9 +51,9 @@ type Request func(ctx context.Context, i int64) Outcome
 type Run struct {
 	Load       Load
 	Recorder   *Recorder     // the measured requests
-	Elapsed    time.Duration // the measured window
+	Elapsed    time.Duration // from the start of the measured window to the last response
 	Unsent     int           // open loop: due requests never sent
-	Throughput float64       // completed measured requests per second
+	Throughput float64       // measured requests completed per second of Elapsed
 	// CPU time used during the measured window by the server and by this process (the
 	// clients), when known: per request, they are steadier than throughput on a busy machine.
 	ServerCPU, ClientCPU time.Duration
@@ -97,8 +97,8 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	end := measureFrom.Add(l.Duration)
 	var next, sent atomic.Int64
 	var wg sync.WaitGroup
-	meter := newMeter(l.ServerCPU)
-	stopMeter := meter.during(measureFrom, end)
+	var meter meter
+	stopMeter := meter.start(measureFrom, l.ServerCPU)
 	for c := range l.Clients {
 		wg.Go(func() {
 			rec := recs[c]
@@ -136,63 +136,57 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	}
 	wg.Wait()
 	stopMeter()
-	run := &Run{Load: l, Recorder: NewRecorder(), Elapsed: end.Sub(measureFrom)}
+	// The window runs until the last measured request finished: after the end for a closed
+	// loop's last requests and an open loop's backlog, before it when ctx stopped the run.
+	finished := time.Now()
+	run := &Run{Load: l, Recorder: NewRecorder(), Elapsed: max(finished.Sub(measureFrom), time.Millisecond)}
 	run.ServerCPU, run.ClientCPU = meter.server, meter.client
 	if l.Rate > 0 {
 		scheduled := int64(math.Ceil((l.Warmup + l.Duration).Seconds() * l.Rate))
 		run.Unsent = int(max(0, scheduled-sent.Load()))
 	}
 	run.Recorder.Merge(recs...)
-	if now := time.Now(); now.Before(end) {
-		run.Elapsed = max(now.Sub(measureFrom), time.Millisecond) // stopped early
-	}
 	run.Throughput = float64(run.Recorder.Count()) / run.Elapsed.Seconds()
 	return run, ctx.Err()
 }
 
-// meter samples CPU time at the start and the end of the measured window.
+// meter samples CPU time when the measured window opens and when the last measured request
+// has finished.
 type meter struct {
-	serverCPU      func() (time.Duration, bool)
+	serverCPU func() (time.Duration, bool)
+
+	mu             sync.Mutex
+	started        bool
+	s0, c0         time.Duration
+	sok, cok       bool
 	server, client time.Duration
 }
 
-func newMeter(serverCPU func() (time.Duration, bool)) *meter {
+// start samples at from; the returned stop samples again and waits for nothing.
+func (m *meter) start(from time.Time, serverCPU func() (time.Duration, bool)) (stop func()) {
 	if serverCPU == nil {
 		serverCPU = func() (time.Duration, bool) { return 0, false }
 	}
-	return &meter{serverCPU: serverCPU}
-}
-
-// during samples at from and at to, or when the returned stop is called, whichever is first;
-// stop waits for the sampling to finish.
-func (m *meter) during(from, to time.Time) (stop func()) {
-	stopc, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		if !sleepUntil(stopc, from) {
+	t := time.AfterFunc(time.Until(from), func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.started = true
+		m.s0, m.sok = serverCPU()
+		m.c0, m.cok = SelfCPU()
+	})
+	return func() {
+		t.Stop()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !m.started {
 			return
 		}
-		s0, sok := m.serverCPU()
-		c0, cok := SelfCPU()
-		sleepUntil(stopc, to)
-		if s1, ok := m.serverCPU(); ok && sok {
-			m.server = s1 - s0
+		if s1, ok := serverCPU(); ok && m.sok {
+			m.server = s1 - m.s0
 		}
-		if c1, ok := SelfCPU(); ok && cok {
-			m.client = c1 - c0
+		if c1, ok := SelfCPU(); ok && m.cok {
+			m.client = c1 - m.c0
 		}
-	}()
-	return func() { close(stopc); <-done }
-}
-
-func sleepUntil(stop <-chan struct{}, t time.Time) bool {
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-stop:
-		return false
 	}
 }
 

@@ -32,7 +32,7 @@ type Command struct {
 	Name string   // for messages
 	Path string   // the executable
 	Args []string // its arguments
-	Env  []string // added to the harness's environment
+	Env  []string // its environment; nil means the harness's
 	Log  string   // file that receives its stderr (appended to)
 	// Ready is called with each line the process writes to stderr until it returns the
 	// address the process listens on.
@@ -51,7 +51,7 @@ func Start(c Command) (*Process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(c.Path, c.Args...)
-	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Env = c.Env
 	cmd.Stdout = logf
 	cmd.SysProcAttr = sysProcAttr()
 	stderr, err := cmd.StderrPipe()

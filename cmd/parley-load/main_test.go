@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/parleyhq/parley/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	// The harness re-executes itself as the bare server; under test, itself is the test binary.
+	if os.Getenv(roleEnv) == roleBareServer {
+		os.Exit(bareServer(os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestMessages runs the whole messages scenario briefly, kill -9 included, and checks what it
+// reports about correctness. Its timings are printed, never asserted.
+func TestMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds parley and runs load for a few seconds")
+	}
+	args := []string{"messages", "--duration", "300ms", "--warmup", "100ms", "--clients", "8", "--sessions", "20",
+		"--rate", "200", "--kill9", "--json"}
+	if os.Getenv("PARLEY_LOAD_TEST_DB") == "postgres" {
+		args = append(args, "--db", "postgres", "--postgres-url", testenv.PostgresURL(t))
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	t.Log(stderr.String())
+	var rep messagesReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Runs) != 5 {
+		t.Fatalf("%d runs, want ceiling closed and open, sessions, parley closed and open: %s", len(rep.Runs), stdout.String())
+	}
+	for _, r := range rep.Runs {
+		if r.Requests == 0 || r.OK != r.Requests {
+			t.Errorf("%s %s: %d requests, %d ok: %v", r.Name, r.Load, r.Requests, r.OK, r.Outcomes)
+		}
+	}
+	if rep.Accepted == 0 || rep.Lost != 0 {
+		t.Errorf("accepted %d, lost %d", rep.Accepted, rep.Lost)
+	}
+	if rep.Kill9 == nil || rep.Kill9.AcceptedBeforeKill == 0 || rep.Kill9.Lost != 0 {
+		t.Errorf("kill -9: %+v", rep.Kill9)
+	}
+	if rep.Ceiling <= 0 || rep.Parley <= 0 || rep.Webhooks.BadSignatures != 0 {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "messages") {
+		t.Errorf("exit %d, usage %q", code, stdout.String())
+	}
+	for _, args := range [][]string{{"nonsense"}, {"messages", "--db", "oracle"}, {"messages", "--rate", "fast"}} {
+		stderr.Reset()
+		if code := run(t.Context(), args, &stdout, &stderr); code == 0 {
+			t.Errorf("%q: exit 0", args)
+		}
+	}
+}
