@@ -7,11 +7,20 @@ import (
 	"github.com/parleyhq/parley/internal/store"
 )
 
+// sessionSelect reads a session with its current conversation. Every request on a session runs
+// it, inside the SQLite writer, so its cost is paid serially.
+//
+// It says "s.id IN (?)", not "s.id = ?", on purpose. For a join, SQLite's planner looks at the
+// "= ?" term's bound value (is it 0 or 1?), which marks the statement as one to re-plan when
+// that binding changes; the SQLite driver clears the bindings before every execution, and
+// SQLite then re-parses and re-plans the statement on every call: about 25 µs instead of 6 µs.
+// A one-element IN list is the same condition (SQLite turns it into "= +?", PostgreSQL into
+// "= $1") without that mark. Measured with BenchmarkPostMessage.
 const sessionSelect = `SELECT s.id, s.integration_id, s.external_session_id, s.status, s.context,
 	s.conversation_id, s.partition, s.event_seq, s.job_seq, s.created_at, s.last_activity_at,
 	s.expires_at, s.ended_at,
 	c.status, c.handled_by, c.assignee_id, c.created_at, c.updated_at, c.resolved_at
-	FROM sessions s JOIN conversations c ON c.id = s.conversation_id WHERE s.id = ?`
+	FROM sessions s JOIN conversations c ON c.id = s.conversation_id WHERE s.id IN (?)`
 
 func (t *Tx) Session(id string) (*parley.Session, error) {
 	s, err := scanSession(t.queryRow(sessionSelect, id))
