@@ -2,10 +2,11 @@
 // processes share one PostgreSQL database. Each Update is one transaction; a session's changes
 // are serialized by a row lock on the session (LockSession), not by a writer in one process.
 //
-// Every commit also NOTIFYs the other processes of what it added (events, brain jobs, touched
-// conversations), so the process that owns a session's partition, or an agent's live stream on
-// another process, hears of it within milliseconds. Notifications are a fast path only: the
-// background services rescan the tables, so a lost notification delays, never loses.
+// Every commit is followed by a NOTIFY to the other processes of what it added (events, brain
+// jobs, touched conversations), so the process that owns a session's partition, or an agent's
+// live stream on another process, hears of it within milliseconds. Notifications are a fast
+// path only: the background services rescan the tables, so a lost notification delays, never
+// loses. They are sent after the commit, several commits' at once (see announce.go).
 package postgres
 
 import (
@@ -66,6 +67,11 @@ type Store struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 
+	announcements chan string   // notification payloads of committed changes, to send
+	closing       chan struct{} // closed by Close
+	closeOnce     sync.Once
+	announced     chan struct{} // closed when the announcer has stopped
+
 	mu       sync.RWMutex
 	watchers []func(*store.Change)
 }
@@ -97,8 +103,10 @@ func Open(ctx context.Context, url string, maxConns int, log *slog.Logger) (*Sto
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s := &Store{url: url, db: db, channel: channelName(schema), node: parley.NewRandomID(), log: log,
-		cancel: cancel, done: make(chan struct{})}
+		cancel: cancel, done: make(chan struct{}),
+		announcements: make(chan string, 4*maxAnnounce), closing: make(chan struct{}), announced: make(chan struct{})}
 	go s.listen(lctx)
+	go s.announcer()
 	return s, nil
 }
 
@@ -132,6 +140,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		}
 		if err == nil && !empty(change) {
 			s.notifyLocal(change) // as SQLite does: a commit that adds nothing to follow is not announced
+			s.queueAnnouncement(encodeNotification(s.node, change))
 		}
 		return err
 	}
@@ -148,14 +157,6 @@ func (s *Store) update(ctx context.Context, fn func(store.Tx) error) (*store.Cha
 		return nil, err
 	}
 	change := t.Change()
-	if !empty(change) {
-		// Inside the transaction: PostgreSQL delivers it only if, and when, the commit succeeds.
-		for _, payload := range encodeNotification(s.node, change) {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, s.channel, payload); err != nil {
-				return nil, fmt.Errorf("postgres: notify: %w", err)
-			}
-		}
-	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("postgres: commit: %w", err)
 	}
@@ -209,6 +210,8 @@ func (s *Store) notifyLocal(c *store.Change) {
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.announced
 	s.cancel()
 	<-s.done
 	return s.db.Close()
