@@ -7,6 +7,7 @@
 //	go run ./cmd/parley-load messages                 # SQLite
 //	go run ./cmd/parley-load messages --db postgres   # PostgreSQL (PARLEY_TEST_POSTGRES_URL or --postgres-url)
 //	go run ./cmd/parley-load messages --kill9         # also: kill -9 under load, restart, count lost messages
+//	go run ./cmd/parley-load messages --runs 5        # five times, then the medians
 //
 // The messages scenario measures, in order:
 //
@@ -27,9 +28,9 @@
 // was due, so a stall is charged for every request it held up (no coordinated omission).
 // Latencies are kept exactly; percentiles are nearest-rank.
 //
-// The clients share the machine with the server. On a machine where other work runs, run it
-// several times and compare medians; the CPU time per request columns vary less than the
-// throughput does. --cpuprofile writes a CPU profile of parley during its closed loop (parley
+// The clients share the machine with the server. On a machine where other work runs, use
+// --runs and compare medians; the CPU time per request columns vary less than the throughput
+// does. --cpuprofile writes a CPU profile of parley during its closed loop (parley
 // serves pprof on a loopback port for it), and --json prints the results for scripts.
 package main
 

@@ -34,10 +34,11 @@ func TestMessages(t *testing.T) {
 		t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
 	}
 	t.Log(stderr.String())
-	var rep messagesReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("output is not the JSON report: %v\n%s", err, stdout.String())
+	var out messagesOutput
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out.Reports) != 1 {
+		t.Fatalf("output is not the JSON report of one run: %v\n%s", err, stdout.String())
 	}
+	rep := out.Reports[0]
 	if len(rep.Runs) != 5 {
 		t.Fatalf("%d runs, want ceiling closed and open, sessions, parley closed and open: %s", len(rep.Runs), stdout.String())
 	}
@@ -54,6 +55,9 @@ func TestMessages(t *testing.T) {
 	}
 	if rep.Ceiling <= 0 || rep.Parley <= 0 || rep.Webhooks.BadSignatures != 0 {
 		t.Errorf("report %+v", rep)
+	}
+	if m := out.Median; m.Runs != 1 || m.Parley != rep.Parley || m.OpenRate != 200 || m.OpenP99Ms <= 0 || m.Lost != 0 {
+		t.Errorf("median %+v", m)
 	}
 }
 

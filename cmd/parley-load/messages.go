@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ type messagesConfig struct {
 	targetRatio float64
 	targetP99   time.Duration
 	textSize    int
+	runs        int
 	kill9       bool
 	json        bool
 	cpuprofile  string
@@ -61,6 +63,7 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	fs.Float64Var(&c.targetRatio, "target-ratio", 0.4, "throughput parley must reach, as a fraction of the ceiling")
 	fs.DurationVar(&c.targetP99, "target-p99", 50*time.Millisecond, "p99 latency parley must stay under in the open loop")
 	fs.IntVar(&c.textSize, "text-size", 64, "bytes of text in each message")
+	fs.IntVar(&c.runs, "runs", 1, "repeat the whole measurement this many times and report the medians too")
 	fs.BoolVar(&c.kill9, "kill9", false, "also kill -9 parley under load, restart it and count lost messages")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of parley during its closed loop to this file")
@@ -71,8 +74,8 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case c.clients < 1, c.sessions < 1:
-		return nil, errors.New("--clients and --sessions must be at least 1")
+	case c.clients < 1, c.sessions < 1, c.runs < 1:
+		return nil, errors.New("--clients, --sessions and --runs must be at least 1")
 	case c.duration < 100*time.Millisecond, c.warmup < 0:
 		return nil, errors.New("--duration must be at least 100ms and --warmup not negative")
 	case c.textSize < 1 || c.textSize > 100_000:
@@ -144,23 +147,133 @@ func messages(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		os.RemoveAll(dir)
 	}()
-	rep, err := runMessages(ctx, c, dir, logf)
-	if err != nil {
-		return err
+	var out messagesOutput
+	for i := range c.runs {
+		if c.runs > 1 {
+			logf("run %d of %d", i+1, c.runs)
+		}
+		runDir := filepath.Join(dir, fmt.Sprintf("run-%d", i+1))
+		if err := os.Mkdir(runDir, 0o755); err != nil {
+			return err
+		}
+		rep, err := runMessages(ctx, c, runDir, logf)
+		if err != nil {
+			return err
+		}
+		out.Reports = append(out.Reports, rep)
+		if !c.json {
+			if c.runs > 1 {
+				fmt.Fprintf(stdout, "run %d of %d: ", i+1, c.runs)
+			}
+			rep.print(stdout, c)
+			fmt.Fprintln(stdout)
+		}
 	}
+	out.Median = median(out.Reports)
 	if c.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
-	} else {
-		rep.print(stdout, c)
+	} else if c.runs > 1 {
+		out.printMedian(stdout, c)
 	}
-	if rep.Lost > 0 || (rep.Kill9 != nil && rep.Kill9.Lost > 0) {
+	if out.Median.Lost > 0 {
 		return errors.New("messages answered 202 were lost")
 	}
 	return nil
+}
+
+// messagesOutput is every run's report and the medians over the runs.
+type messagesOutput struct {
+	Reports []*messagesReport `json:"reports"`
+	Median  summary           `json:"median"`
+}
+
+// summary is a run's headline figures, or their medians over runs. Lost is the total.
+type summary struct {
+	Runs         int     `json:"runs"`
+	Ceiling      float64 `json:"ceiling_per_s"`
+	Parley       float64 `json:"parley_per_s"`
+	Ratio        float64 `json:"ratio"`
+	ClosedP50Ms  float64 `json:"closed_p50_ms"`
+	ClosedP99Ms  float64 `json:"closed_p99_ms"`
+	ServerCPUUs  float64 `json:"server_cpu_us_per_req"`
+	OpenRate     float64 `json:"open_rate_per_s,omitempty"`
+	OpenP50Ms    float64 `json:"open_p50_ms,omitempty"`
+	OpenP99Ms    float64 `json:"open_p99_ms,omitempty"`
+	Lost         int     `json:"lost"`
+	ratios, p99s []float64
+}
+
+// median returns the medians of the reports' headline figures.
+func median(reps []*messagesReport) summary {
+	var cols [9][]float64
+	m := summary{Runs: len(reps)}
+	for _, r := range reps {
+		closed, open := r.parleyRuns()
+		vals := [9]float64{r.Ceiling, r.Parley, r.Ratio, closed.Latency.P50, closed.Latency.P99, closed.ServerCPU,
+			r.OpenRate, open.Latency.P50, open.Latency.P99}
+		for i, v := range vals {
+			cols[i] = append(cols[i], v)
+		}
+		m.Lost += r.Lost
+		if r.Kill9 != nil {
+			m.Lost += r.Kill9.Lost
+		}
+	}
+	m.ratios, m.p99s = slices.Clone(cols[2]), slices.Clone(cols[8])
+	mid := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m.Ceiling, m.Parley, m.Ratio = mid(cols[0]), mid(cols[1]), mid(cols[2])
+	m.ClosedP50Ms, m.ClosedP99Ms, m.ServerCPUUs = mid(cols[3]), mid(cols[4]), mid(cols[5])
+	m.OpenRate, m.OpenP50Ms, m.OpenP99Ms = mid(cols[6]), mid(cols[7]), mid(cols[8])
+	return m
+}
+
+// parleyRuns returns the closed-loop and open-loop message runs of parley (zero when absent).
+func (r *messagesReport) parleyRuns() (closed, open loadtest.RunJSON) {
+	for _, run := range r.Runs {
+		if run.Name != "parley "+r.DB {
+			continue
+		}
+		if run.Rate > 0 {
+			open = run
+		} else {
+			closed = run
+		}
+	}
+	return closed, open
+}
+
+func (o *messagesOutput) printMedian(w io.Writer, c *messagesConfig) {
+	m := o.Median
+	pct := func(v []float64) string {
+		var s []string
+		for _, x := range v {
+			s = append(s, fmt.Sprintf("%.1f%%", 100*x))
+		}
+		return strings.Join(s, " ")
+	}
+	fmt.Fprintf(w, "median of %d runs: ceiling %.0f/s, parley %s %.0f/s = %.1f%% of the ceiling (runs: %s); closed loop p50 %.1fms p99 %.1fms, server CPU %.0fµs/request\n",
+		m.Runs, m.Ceiling, c.db, m.Parley, 100*m.Ratio, pct(m.ratios), m.ClosedP50Ms, m.ClosedP99Ms, m.ServerCPUUs)
+	if m.OpenRate > 0 {
+		var p99s []string
+		for _, v := range m.p99s {
+			p99s = append(p99s, fmt.Sprintf("%.1fms", v))
+		}
+		fmt.Fprintf(w, "open loop at %.0f/s: p50 %.1fms, p99 %.1fms (runs: %s)\n", m.OpenRate, m.OpenP50Ms, m.OpenP99Ms, strings.Join(p99s, " "))
+	}
+	fmt.Fprintf(w, "messages answered 202 and missing, all runs: %d\n", m.Lost)
 }
 
 func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(string, ...any)) (*messagesReport, error) {
