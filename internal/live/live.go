@@ -143,6 +143,14 @@ func (h *Hub) loop() {
 		if len(touched) == 0 && len(signals) == 0 {
 			continue
 		}
+		if h.Subscribers() == 0 {
+			// Nobody would receive the events: reading and rendering them would be thrown
+			// away (under a busy inbound API, with no console open, it was half of parley's
+			// CPU). The source forgets instead, as it misses these changes; a stream opened
+			// later starts with "ready" and reads everything.
+			h.source.Forget()
+			continue
+		}
 		events, err := h.source.Events(context.Background(), touched, signals)
 		if err != nil {
 			// A passing failure (a busy database) is tried once more: a reset makes every

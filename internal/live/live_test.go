@@ -186,3 +186,33 @@ func TestHubRetriesOnceThenResets(t *testing.T) {
 		t.Errorf("after two failed reads: %s, want %s", e.Type, EventReset)
 	}
 }
+
+func TestHubReadsNothingWithoutSubscribers(t *testing.T) {
+	src := &fakeSource{}
+	h := New(nil, src, slog.New(slog.DiscardHandler))
+	touch(h, "A", "before") // no stream is open
+	h.stop, h.done = make(chan struct{}), make(chan struct{})
+	go h.loop()
+	t.Cleanup(h.Stop)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		src.mu.Lock()
+		forgot := src.forgot
+		src.mu.Unlock()
+		if forgot == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the source was not told to forget a change nobody received")
+		}
+	}
+	s, _ := h.Subscribe(&parley.Agent{})
+	touch(h, "A", "after")
+	if e := next(t, s); string(e.Data) != `"after"` {
+		t.Errorf("first event %s, want the conversation touched after subscribing", e.Data)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.batches != 1 {
+		t.Errorf("%d reads, want 1: nothing is read for no subscriber", src.batches)
+	}
+}
