@@ -207,12 +207,8 @@ func Use(tx store.Tx, sessionID string, atts []parley.Attachment, now time.Time)
 	if len(ids) == 0 {
 		return nil
 	}
-	n, err := tx.ReferenceFiles(sessionID, ids, now)
-	if err != nil || n == len(ids) {
-		return err
-	}
-	// Some file_id is not usable: name the first such attachment. (The caller's transaction
-	// rolls back, references included.)
+	// Check with a read before writing: a request that fails must not have written (the
+	// SQLite writer would have to run its whole batch again).
 	found, err := tx.Files(ids)
 	if err != nil {
 		return err
@@ -226,7 +222,12 @@ func Use(tx store.Tx, sessionID string, atts []parley.Attachment, now time.Time)
 			return parley.Errorf(parley.EInvalid, "input.attachments[%d].file_id %s names no finished upload of this session", i, a.FileID)
 		}
 	}
-	return parley.Errorf(parley.EInvalid, "input.attachments name files that are not finished uploads of this session")
+	n, err := tx.ReferenceFiles(sessionID, ids, now)
+	if err == nil && n != len(ids) {
+		// Checked above in this transaction; a store that disagrees with itself is a bug.
+		err = fmt.Errorf("files: %d of %d checked files referenced", n, len(ids))
+	}
+	return err
 }
 
 // Resolve returns attachments as every outbound payload must carry them: webhooks (message

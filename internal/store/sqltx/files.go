@@ -30,7 +30,7 @@ func (t *Tx) Files(ids []string) ([]*parley.File, error) {
 		args[i] = id
 	}
 	// Not prepared: the statement's shape depends on how many IDs there are.
-	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(`SELECT `+fileColumns+` FROM files WHERE id IN (`+in(len(ids))+`)`), args...)
+	rows, err := t.queryShaped(`SELECT `+fileColumns+` FROM files WHERE id IN (`+in(len(ids))+`)`, args...)
 	if err != nil {
 		return nil, t.wrap("list files", err, "file")
 	}
@@ -82,8 +82,8 @@ func (t *Tx) ReferenceFiles(sessionID string, ids []string, at time.Time) (int, 
 	// On PostgreSQL a row the retention sweep is marking waits for it, and the state test is
 	// then made again on the row as the sweep left it: a file is never both referenced and
 	// deleted.
-	res, err := t.tx.ExecContext(t.ctx, t.d.rebind(`UPDATE files SET referenced_at = CASE WHEN referenced_at = 0
-		THEN ? ELSE referenced_at END WHERE session_id = ? AND state = ? AND id IN (`+in(len(ids))+`)`), args...)
+	res, err := t.execShaped(`UPDATE files SET referenced_at = CASE WHEN referenced_at = 0
+		THEN ? ELSE referenced_at END WHERE session_id = ? AND state = ? AND id IN (`+in(len(ids))+`)`, args...)
 	if err != nil {
 		return 0, t.wrap("reference files", err, "file")
 	}

@@ -1,19 +1,12 @@
 package sqltx
 
 import (
-	"database/sql"
 	"slices"
 	"strings"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/store"
 )
-
-// queryShaped runs a query whose text depends on its arguments (IN lists, optional filters).
-// It is not prepared: the SQLite writer's statement cache would keep every shape.
-func (t *Tx) queryShaped(q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
-}
 
 func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.ConversationSummary, error) {
 	var where []string

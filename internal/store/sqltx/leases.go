@@ -44,8 +44,8 @@ func (t *Tx) RenewPartitions(node string, partitions []int, until time.Time) ([]
 	for _, p := range partitions {
 		args = append(args, p)
 	}
-	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(`UPDATE partitions SET lease_until = ? WHERE owner = ?
-		AND id IN (`+in(len(partitions))+`) RETURNING id`), args...)
+	rows, err := t.queryShaped(`UPDATE partitions SET lease_until = ? WHERE owner = ?
+		AND id IN (`+in(len(partitions))+`) RETURNING id`, args...)
 	if err != nil {
 		return nil, t.wrap("renew partitions", err, "partition")
 	}
@@ -60,8 +60,8 @@ func (t *Tx) ReleasePartitions(node string, partitions []int) error {
 	for _, p := range partitions {
 		args = append(args, p)
 	}
-	_, err := t.tx.ExecContext(t.ctx, t.d.rebind(`UPDATE partitions SET owner = '', lease_until = 0
-		WHERE owner = ? AND id IN (`+in(len(partitions))+`)`), args...)
+	_, err := t.execShaped(`UPDATE partitions SET owner = '', lease_until = 0
+		WHERE owner = ? AND id IN (`+in(len(partitions))+`)`, args...)
 	return t.wrap("release partitions", err, "partition")
 }
 

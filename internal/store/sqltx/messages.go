@@ -111,7 +111,7 @@ func (t *Tx) MarkMessages(sessionID, kind string, authors []string, ids []string
 	}
 	q += `) RETURNING id, conversation_id`
 	// Not prepared: the statement's shape depends on how many IDs there are.
-	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
+	rows, err := t.queryShaped(q, args...)
 	if err != nil {
 		return nil, t.wrap("mark messages", err, "message")
 	}

@@ -99,7 +99,7 @@ func (t *Tx) Events(f store.EventFilter) ([]*parley.Event, error) {
 	}
 	q += ` ORDER BY seq DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
+	rows, err := t.queryShaped(q, args...)
 	if err != nil {
 		return nil, t.wrap("list events", err, "event")
 	}
@@ -128,8 +128,8 @@ func (t *Tx) pendingSessions(table, cond string, partitions []int, limit int) ([
 		args = append(args, p)
 	}
 	args = append(args, limit)
-	rows, err := t.tx.QueryContext(t.ctx, t.d.rebind(`SELECT DISTINCT session_id FROM `+table+` WHERE `+cond+
-		`partition IN (`+in(len(partitions))+`) LIMIT ?`), args...)
+	rows, err := t.queryShaped(`SELECT DISTINCT session_id FROM `+table+` WHERE `+cond+
+		`partition IN (`+in(len(partitions))+`) LIMIT ?`, args...)
 	if err != nil {
 		return nil, t.wrap("pending sessions", err, "session")
 	}

@@ -72,6 +72,9 @@ type Preparer func(query string) (*sql.Stmt, error)
 
 // Tx is a store.Tx over one database transaction.
 type Tx struct {
+	// wrote says the current op (see BeginOp) ran a statement that may have written.
+	wrote bool
+
 	ctx     context.Context
 	tx      *sql.Tx
 	d       *Dialect
@@ -110,7 +113,54 @@ func (t *Tx) Signal(s store.Signal) { t.change.Signals = append(t.change.Signals
 // one transaction, each under its own context).
 func (t *Tx) SetContext(ctx context.Context) { t.ctx = ctx }
 
+// BeginOp starts an op of a shared transaction (the SQLite writer runs many callers' ops in
+// one): Wrote then tells whether the op may have changed anything.
+func (t *Tx) BeginOp() { t.wrote = false }
+
+// Wrote reports whether the current op ran a statement that may have written.
+func (t *Tx) Wrote() bool { return t.wrote }
+
+// writing notes that q may write. Every statement goes through here, so none is missed.
+func (t *Tx) writing(q string) error {
+	if !t.wrote && isWrite(q) {
+		t.wrote = true
+	}
+	return nil
+}
+
+func isWrite(q string) bool {
+	q = strings.TrimLeft(q, " \t\n")
+	if len(q) < 6 {
+		return false
+	}
+	switch strings.ToUpper(q[:6]) {
+	case "INSERT", "UPDATE", "DELETE":
+		return true
+	}
+	return false
+}
+
+// queryShaped runs a query whose text depends on its arguments (IN lists, optional filters).
+// It is not prepared: the SQLite writer's statement cache would keep every shape.
+func (t *Tx) queryShaped(q string, args ...any) (*sql.Rows, error) {
+	if err := t.writing(q); err != nil {
+		return nil, err
+	}
+	return t.tx.QueryContext(t.ctx, t.d.rebind(q), args...)
+}
+
+// execShaped is queryShaped for statements that return no rows.
+func (t *Tx) execShaped(q string, args ...any) (sql.Result, error) {
+	if err := t.writing(q); err != nil {
+		return nil, err
+	}
+	return t.tx.ExecContext(t.ctx, t.d.rebind(q), args...)
+}
+
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if err := t.writing(q); err != nil {
+		return nil, err
+	}
 	if t.prepare != nil {
 		st, err := t.prepare(q)
 		if err != nil {
@@ -122,6 +172,9 @@ func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	if err := t.writing(q); err != nil {
+		return nil, err
+	}
 	if t.prepare != nil {
 		st, err := t.prepare(q)
 		if err != nil {
@@ -133,6 +186,13 @@ func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 }
 
 func (t *Tx) queryRow(q string, args ...any) *sql.Row {
+	if err := t.writing(q); err != nil {
+		// A *sql.Row cannot carry an error of ours; the statement is refused by running it on
+		// a cancelled context, whose error Scan reports.
+		ctx, cancel := context.WithCancelCause(t.ctx)
+		cancel(err)
+		return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+	}
 	if t.prepare != nil {
 		st, err := t.prepare(q)
 		if err != nil {
