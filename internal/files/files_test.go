@@ -1,6 +1,7 @@
 package files_test
 
 import (
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,7 @@ func TestCheckAllowedType(t *testing.T) {
 
 // TestResolve gives file attachments fresh URLs and leaves the rest alone.
 func TestResolve(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"))
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

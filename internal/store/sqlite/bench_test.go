@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -19,7 +20,7 @@ import (
 //
 //	go test ./internal/store/sqlite -run '^$' -bench PostUserMessage -cpuprofile cpu.out
 func BenchmarkPostUserMessage(b *testing.B) {
-	s, err := sqlite.Open(filepath.Join(b.TempDir(), "parley.db"))
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "parley.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
