@@ -44,7 +44,7 @@ type Database interface {
 func OpenDatabase(ctx context.Context, dsn string, maxConns int, migrate bool, log *slog.Logger) (Database, error) {
 	var db Database
 	if path, ok := sqlite.PathFromURL(dsn); ok {
-		s, err := sqlite.Open(path, log)
+		s, err := sqlite.Open(path)
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package files_test
 
 import (
-	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -73,7 +72,7 @@ func TestCheckAllowedType(t *testing.T) {
 
 // TestResolve gives file attachments fresh URLs and leaves the rest alone.
 func TestResolve(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"), slog.New(slog.DiscardHandler))
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -20,7 +19,7 @@ import (
 //
 //	go test ./internal/store/sqlite -run '^$' -bench PostUserMessage -cpuprofile cpu.out
 func BenchmarkPostUserMessage(b *testing.B) {
-	s, err := sqlite.Open(filepath.Join(b.TempDir(), "parley.db"), slog.New(slog.DiscardHandler))
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "parley.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,10 +15,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 
@@ -49,12 +47,9 @@ var dialect = &sqltx.Dialect{
 var pragmas = []string{
 	// Readers see a snapshot and never block the writer, nor it them.
 	"PRAGMA journal_mode = WAL",
-	// Commits do not wait for the disk: the syncer flushes the write-ahead log after each
-	// batch, off the writer's path, and answers callers only then (syncer.go). An answered
-	// request survives a power cut, not only a killed process. Checkpoints still flush (NORMAL
-	// does that in WAL mode). Measured: 15% more throughput than FULL, durability unchanged
-	// for everything acknowledged.
-	"PRAGMA synchronous = NORMAL",
+	// Every commit is fsynced before Update returns, so an accepted request survives a power
+	// cut, not only a killed process. Group commit makes this cheap (measured: ~0.1 ms/fsync).
+	"PRAGMA synchronous = FULL",
 	// Another process (the CLI) holding the write lock makes us wait, not fail.
 	"PRAGMA busy_timeout = 5000",
 	// The schema's REFERENCES are rules, not comments.
@@ -97,11 +92,6 @@ type Store struct {
 	// Used by the writer goroutine only.
 	prepared   map[string]*sql.Stmt // statements prepared on the writer's connection
 	unprepared []string             // queries a batch prepared for itself, to prepare for all
-
-	toSync chan committed // batches the writer committed, for the syncer
-	synced chan struct{}  // closed when the syncer has answered every batch
-	wal    wal            // used by the syncer only
-	logger *slog.Logger
 }
 
 type op struct {
@@ -112,7 +102,7 @@ type op struct {
 
 // Open opens (creating if needed) the SQLite database at path and starts its writer. It does not
 // migrate: call Migrate, or CheckSchema to refuse a schema this binary does not know.
-func Open(path string, log *slog.Logger) (*Store, error) {
+func Open(path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
@@ -142,10 +132,6 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		ops:      make(chan *op, 4*maxBatch),
 		prepared: map[string]*sql.Stmt{},
 		done:     make(chan struct{}),
-		toSync:   make(chan committed, 64),
-		synced:   make(chan struct{}),
-		wal:      wal{path: path + "-wal"},
-		logger:   log,
 	}
 	// Create the file (and the WAL) through the writer before any reader opens it.
 	if err := wdb.Ping(); err != nil {
@@ -153,11 +139,8 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	go s.writer()
-	go s.syncer()
 	return s, nil
 }
-
-func (s *Store) log(msg string, err error) { s.logger.Error(msg, "err", err) }
 
 // PathFromURL turns sqlite://./parley.db, sqlite:///var/lib/parley.db or sqlite:parley.db into
 // a file path.
@@ -237,8 +220,6 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.mu.Unlock()
 	<-s.done
-	<-s.synced
-	s.wal.close()
 	for _, st := range s.prepared {
 		st.Close()
 	}
@@ -252,7 +233,6 @@ func (s *Store) closeDBs() error {
 // writer commits batches of Updates until the store is closed.
 func (s *Store) writer() {
 	defer close(s.done)
-	defer close(s.toSync)
 	batch := make([]*op, 0, maxBatch)
 	for o := range s.ops {
 		batch = append(batch[:0], o)
@@ -273,12 +253,29 @@ func (s *Store) writer() {
 	}
 }
 
-// commit runs a batch in one transaction and hands it to the syncer, which answers its callers
-// once the commit is durable. The writer goes on with the next batch meanwhile.
+// commit runs a batch in one transaction, each op in its own savepoint so one op's failure
+// undoes only that op, tells the watchers, and answers every op once the commit is durable.
+// Watchers come first, as on PostgreSQL: when Update returns they have seen its change, and a
+// watcher registered after that never sees it.
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	change, err := s.runBatch(batch, errs)
-	s.toSync <- committed{ops: slices.Clone(batch), errs: errs, change: change, err: err}
+	// Watchers hear of the commit before its callers are answered, as on PostgreSQL: when
+	// Update returns, whoever acts on changes already knows of this one.
+	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0 || len(change.Signals) > 0) {
+		s.mu.RLock()
+		watchers := s.watchers
+		s.mu.RUnlock()
+		for _, w := range watchers {
+			w(change)
+		}
+	}
+	for i, o := range batch {
+		if err != nil && errs[i] == nil {
+			errs[i] = err // the transaction failed: nothing of the batch committed
+		}
+		o.errc <- errs[i]
+	}
 }
 
 func (s *Store) runBatch(batch []*op, errs []error) (*store.Change, error) {

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // openPath opens the store at path, closed when the test ends, migrated if asked.
 func openPath(t *testing.T, path string, migrate bool) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(path, slog.New(slog.DiscardHandler))
+	s, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
