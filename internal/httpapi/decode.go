@@ -82,6 +82,11 @@ func Unmarshal(b []byte, dst any) error {
 	// encoding/json matches keys to fields ignoring case, so DisallowUnknownFields lets
 	// "Input" and "TEXT" through, and {"text":"a","Text":"b"} means "b" to parley but "a" to
 	// anything that checked the body on the way. Keys must be the fields' names exactly.
+	// Every field name is lower-case ASCII, so a body whose keys are all plain lower-case
+	// ASCII cannot hold such a key: the common case skips the second decode.
+	if plainKeys(b) {
+		return nil
+	}
 	var generic any
 	dec = json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -93,6 +98,44 @@ func Unmarshal(b []byte, dst any) error {
 
 // exactKeys checks every object key of v, a decoded body, is exactly the JSON name of a field
 // of t, the type it was decoded into, down to the free-form parts (maps, any, raw JSON).
+// plainKeys reports whether every object key in b (valid JSON) is free of upper-case letters,
+// non-ASCII bytes and escapes: such keys equal a lower-case field name only exactly, never by
+// encoding/json's case folding.
+func plainKeys(b []byte) bool {
+	inString, escaped, suspicious := false, false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			if c == '"' {
+				inString, suspicious = true, false
+			}
+			continue
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped, suspicious = true, true
+		case c == '"':
+			inString = false
+			if !suspicious {
+				continue
+			}
+			// The string is a key when a ':' follows it.
+			j := i + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
+			}
+			if j < len(b) && b[j] == ':' {
+				return false
+			}
+		case c >= 'A' && c <= 'Z', c >= 0x80:
+			suspicious = true
+		}
+	}
+	return true
+}
+
 func exactKeys(v any, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/parleyhq/parley"
@@ -40,6 +41,16 @@ func FuzzUnmarshal(f *testing.F) {
 			if !json.Valid(b) || bytes.TrimLeft(b, " \t\r\n")[0] != '{' {
 				t.Fatalf("%s: accepted %q, which is not a JSON object", name, b)
 			}
+			// The fast path that skips the exact-key check must agree with the check.
+			var generic any
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.UseNumber()
+			if err := dec.Decode(&generic); err != nil {
+				t.Fatalf("%s: accepted %q that does not decode: %v", name, b, err)
+			}
+			if err := exactKeys(generic, reflect.TypeOf(v), ""); err != nil {
+				t.Fatalf("%s: accepted %q although a key is not a field's exact name: %v", name, b, err)
+			}
 			enc, err := parley.Marshal(v)
 			if err != nil {
 				t.Fatalf("%s: the decoded value does not encode: %v", name, err)
@@ -54,4 +65,26 @@ func FuzzUnmarshal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Keys that match a field only by encoding/json's case folding are refused, also those that
+// fold through Unicode (ſ is s, K is k) or hide behind escapes.
+func TestKeysMustMatchExactly(t *testing.T) {
+	for _, body := range []string{
+		`{"Input":{"text":"a"}}`,
+		`{"input":{"TEXT":"a"}}`,
+		`{"input":{"text":"a","Text":"b"}}`,
+		`{"input":{"ſext":"a"}}`,
+		"{\"input\":{\"te\u212At\":\"a\"}}",
+		`{"inp\u0055t":{"text":"a"}}`,
+	} {
+		var req messageRequest
+		if err := Unmarshal([]byte(body), &req); !parley.IsCode(err, parley.EInvalid) {
+			t.Errorf("%s: accepted (%v)", body, err)
+		}
+	}
+	var req messageRequest
+	if err := Unmarshal([]byte(`{"inp\u0075t":{"text":"a"},"context":{"Order":{"ID":1}}}`), &req); err != nil || req.Input.Text != "a" {
+		t.Errorf("escaped but exact keys and free-form context keys must pass: %v", err)
+	}
 }
