@@ -66,7 +66,8 @@ type scenario struct {
 // scenarios will grow: webhook delivery, brain replies end to end, agent live streams.
 func scenarios() map[string]scenario {
 	return map[string]scenario{
-		"messages": {"POST user messages: throughput and latency against the bare-server ceiling, durability", messages},
+		"messages":   {"POST user messages: throughput and latency against the bare-server ceiling, durability", messages},
+		"deliveries": {"webhook delivery: throughput of a backlog, latency at a steady rate, isolation from a slow endpoint", deliveries},
 	}
 }
 

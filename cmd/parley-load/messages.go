@@ -48,10 +48,7 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	c := &messagesConfig{}
 	fs := flag.NewFlagSet("parley-load messages", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	pg := os.Getenv("PARLEY_TEST_POSTGRES_URL")
-	if pg == "" {
-		pg = defaultPostgresURL
-	}
+	pg := postgresDefault()
 	fs.StringVar(&c.parleyBin, "parley-bin", "", "parley binary to measure; empty builds ./cmd/parley with go build")
 	fs.StringVar(&c.db, "db", "sqlite", "database: sqlite or postgres")
 	fs.StringVar(&c.postgresURL, "postgres-url", pg, "PostgreSQL database to make a fresh schema in (loopback only)")
@@ -92,6 +89,14 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 }
 
 // openRate returns the open loop's rate given the ceiling's throughput; 0 means none.
+// postgresDefault is the PostgreSQL the harness makes schemas in: the tests' one.
+func postgresDefault() string {
+	if pg := os.Getenv("PARLEY_TEST_POSTGRES_URL"); pg != "" {
+		return pg
+	}
+	return defaultPostgresURL
+}
+
 func (c *messagesConfig) openRate(ceiling float64) float64 {
 	if c.rate == "auto" {
 		return math.Max(1, math.Round(ceiling*c.targetRatio/10)*10)
@@ -356,7 +361,7 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 		return nil, err
 	}
 	defer func() { srv.proc.Kill() }()
-	in, err := createIntegration(ctx, client, srv.URL, adminToken, webhookURL, webhookSecret)
+	in, err := createIntegration(ctx, client, srv.URL, adminToken, webhookURL, webhookSecret, nil)
 	if err != nil {
 		return nil, err
 	}

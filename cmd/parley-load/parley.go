@@ -195,13 +195,16 @@ type integration struct {
 
 // createIntegration creates an integration through the admin API. Its webhooks go to a sink on
 // loopback that checks their signatures.
-func createIntegration(ctx context.Context, client *http.Client, base, adminToken, webhookURL, secret string) (*integration, error) {
+func createIntegration(ctx context.Context, client *http.Client, base, adminToken, webhookURL, secret string, extra map[string]any) (*integration, error) {
 	adm := &api{client: client, base: base, auth: "Bearer " + adminToken}
 	var v struct {
 		ID     string `json:"id"`
 		APIKey string `json:"api_key"`
 	}
 	spec := map[string]any{"name": "parley-load", "webhook_url": webhookURL, "webhook_secret": secret}
+	for k, v := range extra {
+		spec[k] = v
+	}
 	if err := adm.call(ctx, "POST", "/admin/v1/integrations", spec, &v, http.StatusCreated); err != nil {
 		return nil, err
 	}
