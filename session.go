@@ -84,5 +84,7 @@ type BrainJob struct {
 	Partition      int
 	ConversationID string
 	MessageID      string
-	CreatedAt      time.Time
+	// ConversationStart is set when the message opened its conversation (the brain greets).
+	ConversationStart bool
+	CreatedAt         time.Time
 }

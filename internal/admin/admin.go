@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/brain/worker"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -18,8 +19,6 @@ import (
 type Service struct {
 	store store.Store
 	now   func() time.Time
-	// CheckBrain validates an integration's brain configuration; nil accepts any JSON object.
-	CheckBrain func(json.RawMessage) error
 }
 
 // New returns a Service.
@@ -72,10 +71,8 @@ func (s *Service) check(in *parley.Integration) error {
 	if err := json.Unmarshal(in.Brain, &obj); err != nil {
 		return parley.Errorf(parley.EInvalid, "brain must be a JSON object")
 	}
-	if s.CheckBrain != nil {
-		return s.CheckBrain(in.Brain)
-	}
-	return nil
+	// The worker's own parser, so nothing is stored that the brain worker could not run.
+	return worker.CheckConfig(in.Brain)
 }
 
 // CreateIntegration creates an integration with its first API key, returned in clear: it is

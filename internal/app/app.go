@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/agents"
+	"github.com/parleyhq/parley/internal/brain/worker"
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/clock"
 	"github.com/parleyhq/parley/internal/config"
@@ -90,6 +91,7 @@ type Main struct {
 	Metrics    *metrics.Registry
 	Files      *files.Service
 	Dispatcher *outbox.Dispatcher
+	Brain      *worker.Worker
 	Leases     *lease.Manager
 	Expiry     *expiry.Sweeper
 
@@ -141,7 +143,13 @@ func (m *Main) Run(ctx context.Context) error {
 	// before the leases hand it partitions; leases are given back before it stops.
 	m.Dispatcher = outbox.New(db, m.Clock, m.Log, m.Metrics, outbox.Config{
 		MaxInFlight: m.Config.DeliveryInFlight, Grace: m.Config.ShutdownTimeout})
-	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, m.Dispatcher)
+	owners := []lease.Owner{m.Dispatcher}
+	if m.Config.BrainInFlight > 0 {
+		m.Brain = worker.New(db, m.Chat, m.Clock, m.Log, m.Metrics, worker.Options{
+			MaxInFlight: m.Config.BrainInFlight, Grace: m.Config.ShutdownTimeout})
+		owners = append(owners, m.Brain)
+	}
+	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, owners...)
 	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
 	m.Agents = agents.New(db, m.Clock.Now)
 	m.Console = console.New(console.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies, Files: m.Files},
@@ -149,9 +157,13 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Metrics.NewGauge("parley_agent_streams", "Agents' live streams open on this process.", func() float64 {
 		return float64(m.Console.Hub().Subscribers())
 	})
-	m.services = []Service{m.Dispatcher, m.Leases, m.Expiry,
+	m.services = []Service{m.Dispatcher}
+	if m.Brain != nil {
+		m.services = append(m.services, m.Brain)
+	}
+	m.services = append(m.services, m.Leases, m.Expiry,
 		janitor.New(db, m.Clock, m.Log, m.Config.DeliveredRetained, httpapi.IdempotencyWindow),
-		m.Files.Sweeper(m.Clock, m.Log), m.Console.Hub()}
+		m.Files.Sweeper(m.Clock, m.Log), m.Console.Hub())
 	for i, s := range m.services {
 		if err := s.Start(ctx); err != nil {
 			m.services = m.services[:i]

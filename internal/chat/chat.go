@@ -158,11 +158,16 @@ func (e *Engine) PostUserMessage(tx store.Tx, in *parley.Integration, sessionID 
 		}
 	}
 	c := s.Conversation
+	// A brain-handled conversation is opened by CreateSession or here, and only here does a
+	// brain job follow; so the message opens its conversation when the conversation is new, or
+	// when the session has had no brain job yet.
+	start := s.JobSeq == 0
 	if c.Status == parley.ConversationResolved {
 		c = newConversation(s, parley.HandledByBrain, now)
 		if err := tx.CreateConversation(c); err != nil {
 			return nil, err
 		}
+		start = true
 	}
 	m := &parley.Message{ID: parley.NewID(), SessionID: s.ID, ConversationID: c.ID, Author: parley.AuthorUser,
 		Text: msg.Text, Attachments: msg.Attachments, CreatedAt: now}
@@ -177,7 +182,7 @@ func (e *Engine) PostUserMessage(tx store.Tx, in *parley.Integration, sessionID 
 	case c.HandledBy == parley.HandledByBrain:
 		s.JobSeq++
 		err = tx.InsertJob(&parley.BrainJob{IntegrationID: in.ID, SessionID: s.ID, SessionSeq: s.JobSeq,
-			Partition: s.Partition, ConversationID: c.ID, MessageID: m.ID, CreatedAt: now})
+			Partition: s.Partition, ConversationID: c.ID, MessageID: m.ID, ConversationStart: start, CreatedAt: now})
 	case toDesk:
 		err = emit(tx, in, s, parley.EventDelivered, now, parley.EventFields{MessageIDs: []string{m.ID}})
 	}

@@ -38,6 +38,8 @@ func commands() map[string]command {
 		"integration": {"create, list, update integrations and add API keys", integration},
 		"deliveries":  {"list webhook deliveries and replay failed ones", deliveries},
 		"agent":       {"create and list console agents, add API tokens", agent},
+		"dialog":      {"check a dialog file, print the demo dialog", dialogCmd},
+		"demo":        {"run a demo server that prints the webhooks it sends", demo},
 		"version":     {"print the version", version},
 	}
 }

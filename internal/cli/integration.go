@@ -2,13 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
+	"github.com/parleyhq/parley/internal/brain/worker"
 )
 
 func integration(ctx context.Context, env *Env, args []string) error {
@@ -59,8 +59,11 @@ func specFlags(fs *flag.FlagSet, spec *admin.IntegrationSpec) {
 		spec.RateLimit = &n
 		return nil
 	})
-	fs.Func("brain", "brain configuration as a JSON object", func(s string) error {
-		raw := json.RawMessage(s)
+	fs.Func("brain", "the brain: dialog[:FILE], http:URL, llm:CONFIG-FILE or a JSON object (docs/brain.md)", func(s string) error {
+		raw, err := worker.FromFlag(s)
+		if err != nil {
+			return err
+		}
 		spec.Brain = &raw
 		return nil
 	})

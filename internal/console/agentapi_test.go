@@ -29,6 +29,7 @@ func TestHandoverToAgents(t *testing.T) {
 			"user": map[string]any{"display_name": "John Doe", "email": "john@example.com"}, "order_id": "ORD-1"}}).
 			Expect(t, http.StatusCreated).Str(t, "session_id")
 		m1 := in.Send(sid, "Where is my order?")
+		brainAnswered(t, in, sid)
 		in.Call("POST", "/sessions/"+sid+"/handover", nil).Expect(t, http.StatusOK)
 		cid := conversationOf(t, in, sid)["id"].(string)
 		queued := func(c map[string]any) bool { return c["handled_by"] == "queue" }
@@ -44,7 +45,8 @@ func TestHandoverToAgents(t *testing.T) {
 
 		// Opening the history is not joining, and marks nothing read.
 		hist := ann.call("GET", "/conversations/"+cid+"/messages", nil).Expect(t, http.StatusOK).JSON(t)["messages"].([]any)
-		if len(hist) != 1 || hist[0].(map[string]any)["id"] != m1 || hist[0].(map[string]any)["delivered_at"] == nil {
+		if len(hist) != 2 || hist[0].(map[string]any)["id"] != m1 || hist[0].(map[string]any)["delivered_at"] == nil ||
+			hist[1].(map[string]any)["author"] != "brain" {
 			t.Fatalf("history: %v", hist)
 		}
 		detail := ann.call("GET", "/conversations/"+cid, nil).Expect(t, http.StatusOK).JSON(t)["conversation"].(map[string]any)

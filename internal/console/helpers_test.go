@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/app/apptest"
 )
@@ -75,6 +76,7 @@ func handedOver(t testing.TB, in *apptest.Integration, name, text string) (sid, 
 		"user": map[string]any{"display_name": name, "email": strings.ToLower(strings.Fields(name)[0]) + "@example.net"}}}).
 		Expect(t, http.StatusCreated).Str(t, "session_id")
 	in.Send(sid, text)
+	brainAnswered(t, in, sid)
 	in.Call("POST", "/sessions/"+sid+"/handover", nil).Expect(t, http.StatusOK)
 	return sid, conversationOf(t, in, sid)["id"].(string)
 }
@@ -219,13 +221,29 @@ func messageEvent(id string, cond func(m map[string]any) bool) func(event) bool 
 }
 
 // sessionEvents waits until the receiver has n events of the session and returns them in order.
+// brainAnswered waits until the brain has answered the session's user message, so what the
+// test does next does not race the brain's reply.
+func brainAnswered(t testing.TB, in *apptest.Integration, sid string) {
+	t.Helper()
+	if in.Receiver == nil {
+		return
+	}
+	in.Receiver.Wait(10*time.Second, "the brain's reply", func(ds []*apptest.Delivery) bool {
+		return slices.ContainsFunc(ds, func(d *apptest.Delivery) bool {
+			return d.SessionID() == sid && d.Type() == parley.EventBrainSend
+		})
+	})
+}
+
+// sessionEvents waits for n webhooks of a session besides the brain's replies (the brain's
+// own tests cover those) and returns them.
 func sessionEvents(t testing.TB, in *apptest.Integration, sid string, n int) []*apptest.Delivery {
 	t.Helper()
 	var out []*apptest.Delivery
 	in.Receiver.Wait(10*time.Second, "events of the session", func(ds []*apptest.Delivery) bool {
 		out = out[:0]
 		for _, d := range ds {
-			if d.SessionID() == sid {
+			if d.SessionID() == sid && d.Type() != parley.EventBrainSend {
 				out = append(out, d)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 func TestAdminAgents(t *testing.T) {
-	srv := apptest.Start(t, apptest.Options{Backend: apptest.SQLite})
+	srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: apptest.SQLite})
 	in := srv.NewIntegration(t, admin.IntegrationSpec{})
 	auth := []string{"Authorization", "Bearer " + apptest.AdminToken}
 

@@ -27,8 +27,8 @@ func adminRoutes(id string) []endpoint {
 // closed altogether when no token is configured.
 func TestAdminAuth(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		open := apptest.Start(t, apptest.Options{Backend: b})
-		closed := apptest.Start(t, apptest.Options{Backend: b, Configure: func(c *config.Config) { c.AdminToken = "" }})
+		open := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
+		closed := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b, Configure: func(c *config.Config) { c.AdminToken = "" }})
 		in := open.NewIntegration(t, noSpec)
 		for _, tc := range []struct {
 			name string
@@ -74,7 +74,7 @@ func TestAdminAuth(t *testing.T) {
 // the admin API: keys are shown once, the webhook secret never.
 func TestAdminIntegrations(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		const secret = "whsec-very-secret-value"
 		call := func(method, path string, body any) *apptest.Response {
 			t.Helper()
@@ -154,7 +154,7 @@ func TestAdminIntegrations(t *testing.T) {
 // integrations with 404), and creates or changes nothing.
 func TestAdminValidation(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		view := func() string {
 			return string(srv.Do(t, "GET", "/admin/v1/integrations", nil, "Authorization", bearer).Expect(t, http.StatusOK).Body)

@@ -23,7 +23,7 @@ const unauthorizedBody = `{"error_code":"unauthorized","error_message":"missing 
 // the very same body, and changes nothing.
 func TestAuthRefusals(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		a := srv.NewIntegration(t, noSpec)
 		other := srv.NewIntegration(t, noSpec)
 		sid := a.NewSession()
@@ -92,7 +92,7 @@ func TestAuthRefusals(t *testing.T) {
 // its own integration, and the keys are stored only as SHA-256 hashes.
 func TestAuthSeveralKeys(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		a := srv.NewIntegration(t, noSpec)
 		bi := srv.NewIntegration(t, noSpec)
 		sid := a.NewSession()
@@ -168,9 +168,9 @@ func countMatches(t testing.TB, srv *apptest.Server, table, s string) int {
 // listener, with single addresses, CIDR ranges and IPv4-mapped IPv6 spellings.
 func TestAllowedIPs(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		v4 := apptest.Start(t, apptest.Options{Backend: b})
-		v6 := apptest.Start(t, apptest.Options{Backend: b, Configure: func(c *config.Config) { c.Addr = "[::1]:0" }})
-		dual := apptest.Start(t, apptest.Options{Backend: b, Configure: func(c *config.Config) { c.Addr = "[::]:0" }})
+		v4 := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
+		v6 := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b, Configure: func(c *config.Config) { c.Addr = "[::1]:0" }})
+		dual := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b, Configure: func(c *config.Config) { c.Addr = "[::]:0" }})
 		_, port, _ := strings.Cut(dual.Main.Addr(), "]:")
 		for _, tc := range []struct {
 			name    string
@@ -252,10 +252,10 @@ func rawCall(t testing.TB, c *http.Client, method, url, key string, headers [][2
 // only its right-most address that is not itself a trusted proxy.
 func TestTrustedProxies(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		proxied := apptest.Start(t, apptest.Options{Backend: b, Configure: func(c *config.Config) {
+		proxied := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b, Configure: func(c *config.Config) {
 			c.TrustedProxies = []string{"127.0.0.1", "10.0.0.0/8"}
 		}})
-		direct := apptest.Start(t, apptest.Options{Backend: b})
+		direct := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		xff := func(vs ...string) [][2]string {
 			var h [][2]string
 			for _, v := range vs {
@@ -305,7 +305,7 @@ func TestTrustedProxies(t *testing.T) {
 // held back.
 func TestRateLimit(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		limited := srv.NewIntegration(t, admin.IntegrationSpec{RateLimit: ptr(1)})
 		free := srv.NewIntegration(t, noSpec)
 		sid := free.NewSession()

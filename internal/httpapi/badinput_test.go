@@ -223,7 +223,7 @@ func badCases() []badCase {
 // run in parallel.
 func TestBadInput(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		byCall := map[string][]badCase{}
 		for _, tc := range badCases() {
 			byCall[tc.call.name] = append(byCall[tc.call.name], tc)
@@ -255,7 +255,7 @@ func TestBadInput(t *testing.T) {
 // TestGoodInput checks what the strict decoding must still accept: the edges of each rule.
 func TestGoodInput(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		call := func(name string) bodyCall {
 			for _, c := range bodyCalls {
 				if c.name == name {

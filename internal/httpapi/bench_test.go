@@ -24,7 +24,7 @@ import (
 func BenchmarkPostMessage(b *testing.B) {
 	for _, backend := range []apptest.Backend{apptest.SQLite, apptest.Postgres} {
 		b.Run(string(backend), func(b *testing.B) {
-			srv := apptest.Start(b, apptest.Options{Backend: backend})
+			srv := apptest.Start(b, apptest.Options{NoBrain: true, Backend: backend})
 			in := srv.NewIntegration(b, admin.IntegrationSpec{})
 			sessions := make([]string, 1000)
 			for i := range sessions {

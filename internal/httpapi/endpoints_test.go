@@ -49,7 +49,7 @@ func readEndpoints() []endpoint {
 // status and the exact keys of the body, with a request_id equal to X-Request-Id.
 func TestEndpointsSucceed(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		t.Run("create session", func(t *testing.T) {
 			t.Parallel()
 			in := srv.NewIntegration(t, noSpec)
@@ -95,7 +95,7 @@ func TestEndpointsSucceed(t *testing.T) {
 // mutating calls refuse all four; the read extensions still show the ended session.
 func TestEndpointsRefuseSessions(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		type target struct {
 			name string
 			sid  func(t *testing.T, in *apptest.Integration) string
@@ -142,7 +142,7 @@ func TestEndpointsRefuseSessions(t *testing.T) {
 // call is 404 session-not-found and B's session, history and outbox stay as they were.
 func TestAnotherIntegrationsSessionIsUntouched(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		a := srv.NewIntegration(t, noSpec)
 		bi := srv.NewIntegration(t, noSpec)
 		sid := bi.NewSession()
@@ -159,7 +159,7 @@ func TestAnotherIntegrationsSessionIsUntouched(t *testing.T) {
 // TestMethodNotAllowed checks 405 on known paths, in the error shape with an Allow header.
 func TestMethodNotAllowed(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		base := "/v1/custom/" + in.ID + "/sessions"
@@ -222,7 +222,7 @@ func sameMethods(a, b string) bool {
 // TestUnknownPath checks that paths parley does not know answer 404 in the error shape.
 func TestUnknownPath(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		for _, p := range []string{
@@ -243,7 +243,7 @@ func TestUnknownPath(t *testing.T) {
 // exactly the limit is read (and refused for what it says, not for its size).
 func TestPayloadTooLarge(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		// A valid JSON object of exactly n bytes.
 		object := func(n int) string {
 			head, tail := `{"input":{"text":"`, `"}}`
@@ -290,7 +290,7 @@ func TestPayloadTooLarge(t *testing.T) {
 // cursor: oldest first, no message twice, none missing, next null on the last page.
 func TestHistoryPaging(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		var want []string
@@ -363,7 +363,7 @@ func TestHistoryPaging(t *testing.T) {
 // the cause.
 func TestInternalError(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		url := srv.Main.Config.DatabaseURL

@@ -34,7 +34,7 @@ func startFiles(t *testing.T, b apptest.Backend, fb apptest.FileBackend, configu
 	t.Helper()
 	files := apptest.ConfigureFiles(t, fb)
 	clk := clock.NewFake(time.Now())
-	srv := apptest.Start(t, apptest.Options{Backend: b, Clock: clk, Configure: func(c *config.Config) {
+	srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b, Clock: clk, Configure: func(c *config.Config) {
 		files(c)
 		for _, f := range configure {
 			f(c)

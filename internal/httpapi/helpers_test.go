@@ -32,7 +32,7 @@ var epoch = time.UnixMilli(1_780_000_000_000)
 func startFake(t *testing.T, b apptest.Backend) (*apptest.Server, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(epoch)
-	return apptest.Start(t, apptest.Options{Backend: b, Clock: clk}), clk
+	return apptest.Start(t, apptest.Options{NoBrain: true, Backend: b, Clock: clk}), clk
 }
 
 // ptr returns a pointer to v, for the optional fields of admin.IntegrationSpec.

@@ -19,7 +19,7 @@ import (
 // second answer is the first one, status and body byte for byte, and changes nothing.
 func TestIdempotencyRepeat(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		calls := append([]endpoint{{"create session", "POST", "", map[string]any{"context": map[string]any{"a": 1}}, 201, nil}}, sessionEndpoints()...)
 		for _, ep := range calls {
 			t.Run(ep.name, func(t *testing.T) {
@@ -60,7 +60,7 @@ func TestIdempotencyRepeat(t *testing.T) {
 // on another session or another endpoint.
 func TestIdempotencyScope(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		a, bi := srv.NewIntegration(t, noSpec), srv.NewIntegration(t, noSpec)
 		sa, sb := a.NewSession(), bi.NewSession()
 		msg := map[string]any{"input": map[string]any{"text": "x"}}
@@ -92,7 +92,7 @@ func TestIdempotencyScope(t *testing.T) {
 // same key with a correct request then runs.
 func TestIdempotencyOnlySuccessIsStored(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		msg := map[string]any{"input": map[string]any{"text": "x"}}
@@ -130,7 +130,7 @@ func TestIdempotencyOnlySuccessIsStored(t *testing.T) {
 // comes back (the request was accepted), not a 404, and nothing changes.
 func TestIdempotencyAfterClose(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		msg := map[string]any{"input": map[string]any{"text": "x"}}
@@ -182,7 +182,7 @@ func TestIdempotencyWindow(t *testing.T) {
 // TestIdempotencyKeyLength checks the 255-byte limit of the key.
 func TestIdempotencyKeyLength(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		msg := map[string]any{"input": map[string]any{"text": "x"}}
@@ -197,7 +197,7 @@ func TestIdempotencyKeyLength(t *testing.T) {
 // happens and every caller gets its answer.
 func TestIdempotencyConcurrent(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		for _, tc := range []struct {
 			name   string
 			path   func(in *apptest.Integration, sid string) string

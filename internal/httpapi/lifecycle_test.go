@@ -18,7 +18,7 @@ var agentMsg = map[string]any{"input": map[string]any{"text": "from our desk"}, 
 // session shows, the brain jobs and the outbox after each step.
 func TestLifecycle(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		ok := func(t *testing.T, in *apptest.Integration, sid, op string) {
 			t.Helper()
 			in.Call("POST", sp(sid, op), nil).Expect(t, http.StatusOK)

@@ -110,7 +110,7 @@ func TestOutboxPayloads(t *testing.T) {
 // external_session_id: the key is left out, not empty.
 func TestOutboxBaseFields(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.NewSession()
 		in.Send(sid, "a")
@@ -176,7 +176,7 @@ func topLevelKeys(t testing.TB, b []byte) []string {
 // session_seq runs 1, 2, 3, ... in the order its events happened.
 func TestOutboxSequencePerSession(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sids := []string{in.NewSession(), in.NewSession(), in.NewSession()}
 		for _, op := range []string{"/conversation/close", "/conversation/reopen", "/conversation/close", "/handover", "/close"} {
@@ -207,7 +207,7 @@ func TestOutboxSequencePerSession(t *testing.T) {
 // and that the session's sequence counts only the written ones.
 func TestOutboxSubscribedEvents(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		for _, tc := range []struct {
 			subscribed []string
 			want       []string
@@ -244,7 +244,7 @@ func TestOutboxSubscribedEvents(t *testing.T) {
 // TestOutboxQuietCalls checks the calls that send no webhook write nothing to the outbox.
 func TestOutboxQuietCalls(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, noSpec)
 		sid := in.Call("POST", "/sessions", map[string]any{"external_session_id": "e"}).Expect(t, http.StatusCreated).Str(t, "session_id")
 		in.Call("PATCH", sp(sid, "/context"), map[string]any{"a": 1}).Expect(t, http.StatusOK)

@@ -13,7 +13,7 @@ import (
 // TestWalkthrough follows the seed document's examples end to end, as an integrator would.
 func TestWalkthrough(t *testing.T) {
 	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
-		srv := apptest.Start(t, apptest.Options{Backend: b})
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
 		in := srv.NewIntegration(t, admin.IntegrationSpec{})
 
 		r := in.Call("POST", "/sessions", map[string]any{

@@ -51,7 +51,10 @@ type Options struct {
 	// fresh one.
 	DatabaseURL string
 	Clock       clock.Clock // nil: the real clock
-	Configure   func(*config.Config)
+	// NoBrain runs the server without its brain worker: user messages leave their brain jobs
+	// in the database, for tests of the API's own writes.
+	NoBrain   bool
+	Configure func(*config.Config)
 }
 
 // AdminToken is the admin token of every test server.
@@ -78,6 +81,9 @@ func Start(t testing.TB, opt Options) *Server {
 		cfg.DatabaseURL = NewDatabase(t, opt.Backend)
 	}
 	cfg.Files.Dir = filepath.Join(t.TempDir(), "files")
+	if opt.NoBrain {
+		cfg.BrainInFlight = 0
+	}
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
 	}

@@ -158,8 +158,9 @@ func scanEvent(r scanner) (*parley.Event, error) {
 func (t *Tx) InsertJob(j *parley.BrainJob) error {
 	var err error
 	j.Seq, err = t.insert(`INSERT INTO brain_jobs (integration_id, session_id, session_seq, partition, conversation_id,
-		message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		j.IntegrationID, j.SessionID, j.SessionSeq, j.Partition, j.ConversationID, j.MessageID, ms(j.CreatedAt))
+		message_id, conversation_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.IntegrationID, j.SessionID, j.SessionSeq, j.Partition, j.ConversationID, j.MessageID,
+		boolInt(j.ConversationStart), ms(j.CreatedAt))
 	if err != nil {
 		return t.wrap("insert brain job", err, "brain job")
 	}
@@ -177,16 +178,16 @@ func (t *Tx) DeleteJob(seq int64) error {
 
 func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
 	rows, err := t.query(`SELECT seq, integration_id, session_id, session_seq, partition, conversation_id,
-		message_id, created_at FROM brain_jobs WHERE session_id = ? ORDER BY session_seq`, sessionID)
+		message_id, conversation_start, created_at FROM brain_jobs WHERE session_id = ? ORDER BY session_seq`, sessionID)
 	if err != nil {
 		return nil, t.wrap("pending brain jobs", err, "brain job")
 	}
 	return collect(rows, func(r scanner) (*parley.BrainJob, error) {
 		var j parley.BrainJob
-		var created int64
+		var created, start int64
 		err := r.Scan(&j.Seq, &j.IntegrationID, &j.SessionID, &j.SessionSeq, &j.Partition, &j.ConversationID,
-			&j.MessageID, &created)
-		j.CreatedAt = fromMS(created)
+			&j.MessageID, &start, &created)
+		j.ConversationStart, j.CreatedAt = start != 0, fromMS(created)
 		return &j, err
 	}, t, "pending brain jobs")
 }
@@ -230,4 +231,12 @@ func (t *Tx) DeleteIdempotentResponses(before time.Time, limit int) (int, error)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// boolInt stores a flag as 0 or 1, one representation for both dialects.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

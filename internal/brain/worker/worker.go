@@ -1,0 +1,300 @@
+// Package worker runs the brains (SPEC §6). Every user message in a brain-handled conversation
+// left a brain job in the transaction that stored it; the Worker takes the jobs of the
+// partitions this process owns, asks the integration's brain, and commits the answer (the
+// brain's message, its message:brain_send, any context change, handover or resolve) with the
+// job's removal in one transaction.
+//
+// Jobs of a session are answered one at a time in the order of their messages; sessions do not
+// wait for each other. A brain that fails or runs out of time gets the configured fallback
+// reply sent instead: never silence, never a stuck session. It must never answer a job of a
+// partition this process does not own, nor answer a conversation the brain no longer handles.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/brain"
+	"github.com/parleyhq/parley/internal/chat"
+	"github.com/parleyhq/parley/internal/clock"
+	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/sessionq"
+	"github.com/parleyhq/parley/internal/store"
+)
+
+// Options tune the worker. Zero fields take the defaults.
+type Options struct {
+	MaxInFlight int           // brain calls in flight across all sessions (default 1024)
+	Grace       time.Duration // how long Stop lets replies in flight finish (default 30s)
+	Queues      sessionq.Options
+}
+
+// Worker answers the brain jobs of the partitions this process owns.
+type Worker struct {
+	store  store.Store
+	chat   *chat.Engine
+	clock  clock.Clock
+	log    *slog.Logger
+	opt    Options
+	brains *brains
+	queues *sessionq.Queues[*parley.BrainJob]
+	slots  chan struct{}
+
+	replies *metrics.CounterVec
+	latency *metrics.HistogramVec
+}
+
+// New returns a Worker. It answers nothing until it owns partitions (Acquired) and sees
+// commits (Start).
+func New(st store.Store, engine *chat.Engine, clk clock.Clock, log *slog.Logger, reg *metrics.Registry, opt Options) *Worker {
+	if opt.MaxInFlight <= 0 {
+		opt.MaxInFlight = 1024
+	}
+	if opt.Grace <= 0 {
+		opt.Grace = 30 * time.Second
+	}
+	client := &http.Client{
+		// A webhook or model answers; it does not send parley elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment, // a hosted model may sit behind the operator's proxy
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+		},
+	}
+	w := &Worker{
+		store: st, chat: engine, clock: clk, log: log, opt: opt,
+		brains: newBrains(log, client, clk.Now),
+		slots:  make(chan struct{}, opt.MaxInFlight),
+		replies: reg.NewCounterVec("parley_brain_replies_total",
+			"Brain jobs finished, by outcome (answered, fallback, dropped).", "outcome"),
+		latency: reg.NewHistogramVec("parley_brain_reply_seconds",
+			"From a user message's commit to its brain reply's commit.", "outcome"),
+	}
+	w.queues = sessionq.New[*parley.BrainJob](w, clk, log, opt.Queues)
+	return w
+}
+
+// Start makes the worker see every commit's new jobs.
+func (w *Worker) Start(ctx context.Context) error {
+	w.store.Watch(w.changed)
+	return nil
+}
+
+// Stop lets replies in flight finish (within the grace period) and leaves the other jobs in
+// the database for whoever owns their partitions next.
+func (w *Worker) Stop() { w.queues.Stop(w.opt.Grace) }
+
+// Acquired and Released make the worker a lease.Owner.
+func (w *Worker) Acquired(partitions []int) { w.queues.Acquired(partitions) }
+func (w *Worker) Released(partitions []int) { w.queues.Released(partitions) }
+
+func (w *Worker) changed(c *store.Change) {
+	if c.Rescan {
+		w.queues.Rescan()
+	}
+	for _, j := range c.Jobs {
+		w.queues.Notify(j, !c.Remote && j.MessageID != "")
+	}
+}
+
+// Key, Pending, PendingSessions and Run make the worker a sessionq.Handler.
+
+func (w *Worker) Key(j *parley.BrainJob) sessionq.Key {
+	return sessionq.Key{ID: strconv.FormatInt(j.Seq, 10), Session: j.SessionID, Seq: j.SessionSeq, Partition: j.Partition}
+}
+
+func (w *Worker) Pending(ctx context.Context, session string) ([]*parley.BrainJob, error) {
+	var jobs []*parley.BrainJob
+	err := w.store.View(ctx, func(tx store.ReadTx) error {
+		var err error
+		jobs, err = tx.PendingJobs(session)
+		return err
+	})
+	return jobs, err
+}
+
+func (w *Worker) PendingSessions(ctx context.Context, partitions []int) ([]string, error) {
+	var ids []string
+	err := w.store.View(ctx, func(tx store.ReadTx) error {
+		var err error
+		ids, err = tx.PendingJobSessions(partitions, 1000)
+		return err
+	})
+	return ids, err
+}
+
+// Run answers one job. It returns zero once the job is answered or dropped, or when to try
+// again after the database failed.
+func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
+	req, in, err := w.request(ctx, job)
+	if err != nil {
+		w.log.Warn("brain: reading a job's message failed; retrying", "session_id", job.SessionID, "err", err)
+		return w.clock.Now().Add(time.Second)
+	}
+	if req == nil {
+		// Nothing to answer any more (an agent took the conversation, it was handed over or
+		// resolved, the session ended): drop the job.
+		if err := w.store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error { return w.chat.DropBrainJob(tx, job) }); err != nil {
+			w.log.Warn("brain: dropping a job failed; retrying", "session_id", job.SessionID, "err", err)
+			return w.clock.Now().Add(time.Second)
+		}
+		w.replies.Inc("dropped")
+		return time.Time{}
+	}
+
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return w.clock.Now() // shutting down: the job stays for the next owner
+	}
+	reply, outcome := w.ask(ctx, in, req)
+	<-w.slots
+	if ctx.Err() != nil && outcome == "fallback" {
+		// The answer was cut short by shutdown, not by the brain: leave the job to be asked
+		// again rather than send an apology for parley's own restart.
+		return w.clock.Now()
+	}
+
+	if reply.Handover && !slices.ContainsFunc(reply.Responses, func(r brain.Response) bool { return r.Type == brain.TypeHandover }) {
+		// The integrator learns of a handover from the reply itself, whichever brain decided it.
+		reply.Responses = append(reply.Responses, brain.Response{Type: brain.TypeHandover})
+	}
+	encoded := chat.BrainReply{Responses: brain.EncodeResponses(reply.Responses), Context: reply.Context,
+		Handover: reply.HandsOver(), Resolve: reply.Resolve}
+	for {
+		var m *parley.Message
+		err := w.store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+			var err error
+			m, err = w.chat.CommitBrainReply(tx, job, encoded)
+			return err
+		})
+		switch {
+		case err == nil && m == nil:
+			outcome = "dropped"
+		case parley.IsCode(err, parley.ENotFound):
+			outcome = "dropped" // answered by another process that held the partition before
+		case err != nil:
+			// The brain's answer is kept and committing retried, so a webhook brain is not
+			// asked twice for one message; on shutdown the job stays and is asked again.
+			w.log.Error("brain: committing a reply failed; retrying", "session_id", job.SessionID, "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-ctx.Done():
+				return w.clock.Now()
+			}
+		}
+		break
+	}
+	w.replies.Inc(outcome)
+	w.latency.Observe(w.clock.Now().Sub(job.CreatedAt), outcome)
+	return time.Time{}
+}
+
+// request reads what the brain is asked. It returns a nil request when the brain no longer
+// answers the job's conversation.
+func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Request, *parley.Integration, error) {
+	var req *brain.Request
+	var in *parley.Integration
+	err := w.store.View(ctx, func(tx store.ReadTx) error {
+		s, err := tx.Session(job.SessionID)
+		if parley.IsCode(err, parley.ENotFound) {
+			return nil
+		}
+		if err != nil || !w.chat.BrainAnswers(s, job) {
+			return err
+		}
+		if in, err = tx.Integration(s.IntegrationID); err != nil {
+			return err
+		}
+		m, err := tx.Message(s.ID, job.MessageID)
+		if err != nil {
+			return err
+		}
+		if m.Attachments, err = w.chat.OutboundAttachments(tx, m.Attachments); err != nil {
+			return err
+		}
+		c, err := parley.DecodeObject(s.Context)
+		if err != nil {
+			return err
+		}
+		req = &brain.Request{Integration: in, SessionID: s.ID, ExternalSessionID: s.ExternalSessionID,
+			ConversationID: s.ConversationID, Context: c, Message: m, ConversationStart: job.ConversationStart,
+			History: w.history(s.ID, m.Seq)}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, in, nil
+}
+
+// history reads a session's latest messages up to the job's, for brains that want them.
+func (w *Worker) history(sessionID string, upTo int64) func(context.Context, int) ([]*parley.Message, error) {
+	return func(ctx context.Context, limit int) ([]*parley.Message, error) {
+		var out []*parley.Message
+		err := w.store.View(ctx, func(tx store.ReadTx) error {
+			ms, err := tx.RecentMessages(sessionID, limit+16)
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if m.Seq <= upTo {
+					out = append(out, m)
+				}
+			}
+			if len(out) > limit {
+				out = out[len(out)-limit:]
+			}
+			return nil
+		})
+		return out, err
+	}
+}
+
+// ask runs the integration's brain within its time limit; a failure becomes the fallback.
+func (w *Worker) ask(ctx context.Context, in *parley.Integration, req *brain.Request) (*brain.Reply, string) {
+	b, cfg := w.brains.get(in)
+	if b != nil {
+		actx, cancel := context.WithTimeout(ctx, cfg.Timeout())
+		reply, err := safeReply(actx, b, req)
+		cancel()
+		// Every message gets a message:brain_send with something in it (SPEC §6).
+		if err == nil && reply != nil && (len(reply.Responses) > 0 || reply.HandsOver() || reply.Resolve) {
+			return reply, "answered"
+		}
+		if err == nil {
+			err = errors.New("the brain answered nothing")
+		}
+		w.log.Warn("brain: no answer; sending the fallback", "integration_id", in.ID, "session_id", req.SessionID, "kind", cfg.Kind, "err", err)
+	}
+	fallback := cfg.Fallback
+	if len(fallback) == 0 {
+		fallback = DefaultFallback
+	}
+	return &brain.Reply{Responses: fallback}, "fallback"
+}
+
+// safeReply runs a brain, turning a panic into an error: a bug in one brain must not take the
+// process, and every other session, down with it.
+func safeReply(ctx context.Context, b brain.Brain, req *brain.Request) (reply *brain.Reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("brain panicked: %v", p)
+		}
+	}()
+	return b.Reply(ctx, req)
+}
