@@ -8,6 +8,7 @@
 //	go run ./cmd/parley-load messages --db postgres   # PostgreSQL (PARLEY_TEST_POSTGRES_URL or --postgres-url)
 //	go run ./cmd/parley-load messages --kill9         # also: kill -9 under load, restart, count lost messages
 //	go run ./cmd/parley-load messages --runs 5        # five times, then the medians
+//	go run ./cmd/parley-load brain                    # messages answered by the demo dialog, end to end
 //
 // The messages scenario measures, in order:
 //
@@ -67,6 +68,7 @@ type scenario struct {
 func scenarios() map[string]scenario {
 	return map[string]scenario{
 		"messages":   {"POST user messages: throughput and latency against the bare-server ceiling, durability", messages},
+		"brain":      {"user messages answered by the demo dialog end to end: answers/s against the ceiling, latency to the brain_send", brainScenario},
 		"deliveries": {"webhook delivery: throughput of a backlog, latency at a steady rate, isolation from a slow endpoint", deliveries},
 	}
 }

@@ -61,12 +61,44 @@ func TestMessages(t *testing.T) {
 	}
 }
 
+// TestBrain runs the brain scenario briefly and checks that every message answered 202 got
+// exactly one message:brain_send from the demo dialog. Its timings are printed, never asserted.
+func TestBrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds parley and runs load for a few seconds")
+	}
+	args := []string{"brain", "--duration", "300ms", "--warmup", "100ms", "--clients", "8", "--sessions", "20",
+		"--rate", "200", "--json"}
+	if os.Getenv("PARLEY_LOAD_TEST_DB") == "postgres" {
+		args = append(args, "--db", "postgres", "--postgres-url", testenv.PostgresURL(t))
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	t.Log(stderr.String())
+	var out brainOutput
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out.Reports) != 1 {
+		t.Fatalf("output is not the JSON report of one run: %v\n%s", err, stdout.String())
+	}
+	rep := out.Reports[0]
+	if rep.Ceiling <= 0 || rep.Throughput.AnsweredPerS <= 0 || rep.Latency == nil || rep.Latency.Measured == 0 {
+		t.Fatalf("report %s", stdout.String())
+	}
+	for _, a := range []*answers{rep.Throughput.Answers, rep.Latency.Answers} {
+		if a.Accepted == 0 || a.Answered != a.Accepted || a.failed() != "" || len(a.OtherEvents) > 0 {
+			t.Errorf("answers %+v", a)
+		}
+	}
+}
+
 func TestUsage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(t.Context(), nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "messages") {
 		t.Errorf("exit %d, usage %q", code, stdout.String())
 	}
-	for _, args := range [][]string{{"nonsense"}, {"messages", "--db", "oracle"}, {"messages", "--rate", "fast"}} {
+	for _, args := range [][]string{{"nonsense"}, {"messages", "--db", "oracle"}, {"messages", "--rate", "fast"},
+		{"brain", "--db", "oracle"}, {"brain", "--rate", "-1"}} {
 		stderr.Reset()
 		if code := run(t.Context(), args, &stdout, &stderr); code == 0 {
 			t.Errorf("%q: exit 0", args)

@@ -62,12 +62,29 @@ func (e *Engine) CommitBrainReply(tx store.Tx, job *parley.BrainJob, r BrainRepl
 	case r.Handover:
 		err = handover(tx, in, s, now)
 	case r.Resolve:
-		err = resolve(tx, in, s, ClosedBy{By: "brain"}, now)
+		var later bool
+		if later, err = laterJobs(tx, s); err == nil && !later {
+			err = resolve(tx, in, s, ClosedBy{By: "brain"}, now)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	return m, tx.UpdateSession(s)
+}
+
+// laterJobs reports whether messages of the session's current conversation still wait for the
+// brain. The user said more after the message whose answer resolves the conversation ("bye",
+// then "wait, one more thing"): resolving would leave those unanswered in a closed
+// conversation, so the conversation stays open for them.
+func laterJobs(tx store.Tx, s *parley.Session) (bool, error) {
+	jobs, err := tx.PendingJobs(s.ID)
+	for _, j := range jobs {
+		if j.ConversationID == s.ConversationID {
+			return true, err
+		}
+	}
+	return false, err
 }
 
 // BrainAnswers reports whether the brain still answers a job's message in session s: the

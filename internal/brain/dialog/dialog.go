@@ -197,7 +197,7 @@ func (p Problem) In(file string) string {
 // defaultClient is the client of webhook steps when Dialog.HTTP is nil.
 var defaultClient = &http.Client{
 	Transport: &http.Transport{
-		Proxy:                 nil, // a dialog file names its webhooks; the environment does not reroute them
+		Proxy:                 http.ProxyFromEnvironment, // as every brain call: see docs/brain.md
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   5 * time.Second,
 		MaxIdleConns:          100,

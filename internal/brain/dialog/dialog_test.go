@@ -427,3 +427,35 @@ func TestNilMessage(t *testing.T) {
 		t.Fatalf("got %v, %v", r, err)
 	}
 }
+
+// TestRemoveAfterSet: removing a variable whose parent this same message replaced leaves the
+// new value alone; removing one the message set and the session lacks leaves no trace.
+func TestRemoveAfterSet(t *testing.T) {
+	d, err := dialog.Load("remove.yaml", []byte(`dialogs:
+  - name: replace
+    keywords: [replace]
+    steps:
+      - set: {a: x}
+      - remove: [a.b]
+      - text: done
+  - name: fresh
+    keywords: [fresh]
+    steps:
+      - set: {n.m: 1}
+      - remove: [n.m]
+      - text: done
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(t, d, `{"a":{"b":1}}`)
+	s.say("replace", false)
+	if got := string(parley.EncodeObject(s.ctx)); got != `{"a":"x"}` {
+		t.Errorf("after set a, remove a.b: context %s, want {\"a\":\"x\"}", got)
+	}
+	s = newSession(t, d, `{}`)
+	s.say("fresh", false)
+	if got := string(parley.EncodeObject(s.ctx)); got != `{}` {
+		t.Errorf("after set n.m, remove n.m: context %s, want {}", got)
+	}
+}

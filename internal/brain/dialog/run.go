@@ -622,10 +622,11 @@ func (r *run) webhook(dl *dlg, h *hook) (outcome, error) {
 			return finished, r.ctx.Err() // nobody waits for this answer any more
 		}
 		if h.fallback == nil {
-			return finished, fmt.Errorf("dialog: webhook %s: %w", h.ep.URL, err)
+			// err names the endpoint without its query or credentials (moveo's errors do).
+			return finished, fmt.Errorf("dialog %q: %w", dl.name, err)
 		}
 		if r.d.Log != nil {
-			r.d.Log.Warn("dialog: webhook failed; its fallback answers", "file", r.d.file, "dialog", dl.name, "url", h.ep.URL, "session_id", r.req.SessionID, "err", err)
+			r.d.Log.Warn("dialog: webhook failed; its fallback answers", "file", r.d.file, "dialog", dl.name, "session_id", r.req.SessionID, "err", err)
 		}
 		return r.exec(dl, h.fallback, 0)
 	}
@@ -747,10 +748,16 @@ func (r *run) set(path []string, v any) {
 // remove deletes the variable at path: a null in the patch if the session has it, otherwise
 // just whatever this message set there (a null for a key the session lacks would make the merge
 // create its parent objects, empty).
+//
+// Whether the session has it is judged on the context as this message has changed it so far: a
+// variable whose parent this message already replaced (set: {a: x}, then remove: a.b) is gone
+// already, and a null there would turn the new value back into an object.
 func (r *run) remove(path []string) {
-	if _, ok := lookupPath(r.base, path); ok {
-		r.set(path, nil)
-		return
+	if _, ok := r.lookup(path); ok {
+		if _, inBase := lookupPath(r.base, path); inBase {
+			r.set(path, nil)
+			return
+		}
 	}
 	unset(r.patch, path)
 }

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
@@ -61,7 +60,8 @@ func (b *brains) get(in *parley.Integration) (brain.Brain, *Config) {
 			return e.brain, e.fallbackConfig()
 		}
 		e.checked = now
-		if st, err := stamp(e.cfg.File); err == nil && st == e.file {
+		// Unchanged, or still missing (reported once when it went): nothing to do.
+		if st, err := stamp(e.cfg.File); (err == nil && st == e.file) || (err != nil && e.file == fileStamp{}) {
 			return e.brain, e.cfg
 		}
 		b.reloadDialog(in, e)
@@ -83,7 +83,9 @@ func (e *entry) fallbackConfig() *Config {
 
 func (b *brains) build(in *parley.Integration) *entry {
 	e := &entry{raw: string(in.Brain), checked: b.now()}
-	cfg, err := parseConfigLenient(in.Brain)
+	// The file is not loaded here but by reloadDialog, which keeps the previous version when a
+	// new one fails.
+	cfg, err := ParseConfig(in.Brain)
 	if err != nil {
 		b.log.Error("brain: the integration's brain configuration is unusable; sending the fallback", "integration_id", in.ID, "err", err)
 		return e
@@ -141,26 +143,6 @@ func (b *brains) withClient(d *dialog.Dialog) *dialog.Dialog {
 		d.Log = b.log
 	}
 	return d
-}
-
-// parseConfigLenient parses a stored configuration without insisting that its dialog file
-// loads: the registry loads the file itself, keeping the previous version when it fails.
-func parseConfigLenient(raw []byte) (*Config, error) {
-	cfg, err := ParseConfig(raw)
-	if err == nil {
-		return cfg, nil
-	}
-	var c Config
-	if json.Unmarshal(raw, &c) != nil || c.File == "" {
-		return nil, err
-	}
-	file := c.File
-	c.File = ""
-	if c.check() != nil || c.Kind != KindDialog {
-		return nil, err
-	}
-	c.File = file
-	return &c, nil
 }
 
 func stamp(path string) (fileStamp, error) {

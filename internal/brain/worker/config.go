@@ -48,8 +48,9 @@ var DefaultFallback = []brain.Response{
 	brain.Text("Sorry, I could not answer that just now. Please try again in a moment."),
 }
 
-// ParseConfig decodes and validates a brain configuration. Unknown keys are refused, so a typo
-// does not silently leave an integration on the demo dialog.
+// ParseConfig decodes and validates a brain configuration, without reading its dialog file.
+// Unknown keys are refused, so a typo does not silently leave an integration on the demo
+// dialog.
 func ParseConfig(raw json.RawMessage) (*Config, error) {
 	var c Config
 	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
@@ -78,10 +79,8 @@ func (c *Config) check() error {
 		if c.URL != "" || c.Token != "" || c.LLM != nil {
 			return fmt.Errorf("a dialog brain takes file, not url, token or llm")
 		}
-		if c.File != "" {
-			if _, err := dialog.LoadFile(c.File); err != nil {
-				return err
-			}
+		if c.File != "" && !filepath.IsAbs(c.File) {
+			return fmt.Errorf("file must be an absolute path on the server")
 		}
 	case KindHTTP:
 		u, err := url.Parse(c.URL)
@@ -123,10 +122,15 @@ func (c *Config) Timeout() time.Duration {
 	return 10 * time.Second
 }
 
-// CheckConfig validates a brain configuration, loading its dialog file when it names one (the
-// admin API and the CLI refuse what the worker could not run).
+// CheckConfig validates a brain configuration and loads its dialog file when it names one: the
+// admin API and the CLI refuse what the worker could not run.
 func CheckConfig(raw json.RawMessage) error {
-	_, err := ParseConfig(raw)
+	c, err := ParseConfig(raw)
+	if err == nil && c.File != "" {
+		if _, err := dialog.LoadFile(c.File); err != nil {
+			return parley.Errorf(parley.EInvalid, "brain: %s", err)
+		}
+	}
 	return err
 }
 

@@ -12,7 +12,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -233,7 +232,7 @@ func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Requ
 		}
 		req = &brain.Request{Integration: in, SessionID: s.ID, ExternalSessionID: s.ExternalSessionID,
 			ConversationID: s.ConversationID, Context: c, Message: m, ConversationStart: job.ConversationStart,
-			History: w.history(s.ID, m.Seq)}
+			History: w.history(s.ID, s.ConversationID, m.Seq)}
 		return nil
 	})
 	if err != nil {
@@ -242,17 +241,19 @@ func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Requ
 	return req, in, nil
 }
 
-// history reads a session's latest messages up to the job's, for brains that want them.
-func (w *Worker) history(sessionID string, upTo int64) func(context.Context, int) ([]*parley.Message, error) {
+// history reads the latest messages of the job's conversation up to the job's message, for
+// brains that want them. Messages after it (a backlog the brain has not reached) are read and
+// skipped: up to historySlack of them are allowed for.
+func (w *Worker) history(sessionID, conversationID string, upTo int64) func(context.Context, int) ([]*parley.Message, error) {
 	return func(ctx context.Context, limit int) ([]*parley.Message, error) {
 		var out []*parley.Message
 		err := w.store.View(ctx, func(tx store.ReadTx) error {
-			ms, err := tx.RecentMessages(sessionID, limit+16)
+			ms, err := tx.RecentMessages(sessionID, limit+historySlack)
 			if err != nil {
 				return err
 			}
 			for _, m := range ms {
-				if m.Seq <= upTo {
+				if m.Seq <= upTo && m.ConversationID == conversationID {
 					out = append(out, m)
 				}
 			}
@@ -265,6 +266,9 @@ func (w *Worker) history(sessionID string, upTo int64) func(context.Context, int
 	}
 }
 
+// historySlack is how many messages newer than a job's the history read allows for.
+const historySlack = 64
+
 // ask runs the integration's brain within its time limit; a failure becomes the fallback.
 func (w *Worker) ask(ctx context.Context, in *parley.Integration, req *brain.Request) (*brain.Reply, string) {
 	b, cfg := w.brains.get(in)
@@ -276,16 +280,23 @@ func (w *Worker) ask(ctx context.Context, in *parley.Integration, req *brain.Req
 		if err == nil && reply != nil && (len(reply.Responses) > 0 || reply.HandsOver() || reply.Resolve) {
 			return reply, "answered"
 		}
-		if err == nil {
-			err = errors.New("the brain answered nothing")
+		if err == nil && reply != nil {
+			// The brain answered but said nothing (a dialog step that only stores an answer):
+			// its context changes stand, since its state may live there, and the fallback
+			// speaks for it.
+			reply.Responses = fallback(cfg)
+			return reply, "fallback"
 		}
 		w.log.Warn("brain: no answer; sending the fallback", "integration_id", in.ID, "session_id", req.SessionID, "kind", cfg.Kind, "err", err)
 	}
-	fallback := cfg.Fallback
-	if len(fallback) == 0 {
-		fallback = DefaultFallback
+	return &brain.Reply{Responses: fallback(cfg)}, "fallback"
+}
+
+func fallback(cfg *Config) []brain.Response {
+	if len(cfg.Fallback) > 0 {
+		return cfg.Fallback
 	}
-	return &brain.Reply{Responses: fallback}, "fallback"
+	return DefaultFallback
 }
 
 // safeReply runs a brain, turning a panic into an error: a bug in one brain must not take the

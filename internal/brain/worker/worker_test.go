@@ -506,8 +506,8 @@ func TestDialogFile(t *testing.T) {
 		// A broken edit is refused: v2 keeps answering.
 		writeFile(t, path, "dialogs:\n  - name: x\n    stepz: []\n", mod.Add(2*time.Minute))
 		time.Sleep(1500 * time.Millisecond)
-		in.Send(sid, "something else")
 		n := len(ofType(in.Receiver.Deliveries(), "message:brain_send", sid)) + 1
+		in.Send(sid, "something else")
 		if got := responses(t, waitBrainSends(t, in, sid, n)[n-1])[0]["text"]; got != "v2" {
 			t.Fatalf("after a broken edit the reply is %q, want the previous version's", got)
 		}
@@ -582,4 +582,67 @@ func newFakeModel(t *testing.T, answer func(req map[string]any) string) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String() + "/v1"
+}
+
+// TestAnswersAfterResolve: a message the user sent while the brain was working out a resolve
+// is still answered, in the conversation it was sent to; and an answer with no responses (a
+// question as a dialog's last step) keeps what it stored.
+func TestAnswersAfterResolve(t *testing.T) {
+	apptest.Backends(t, func(t *testing.T, backend apptest.Backend) {
+		srv := apptest.Start(t, apptest.Options{Backend: backend})
+		release := make(chan struct{})
+		hook := newBot(t, "", func(r botRequest) botAnswer {
+			return botAnswer{Wait: release, Body: `{"responses":[{"type":"text","texts":["Goodbye"]}]}`}
+		})
+		path := filepath.Join(t.TempDir(), "bye.yaml")
+		writeFile(t, path, `dialogs:
+  - name: bye
+    keywords: [bye]
+    steps:
+      - webhook: {url: "`+hook.URL+`", timeout_ms: 5000}
+      - resolve
+  - name: email
+    keywords: [email]
+    steps:
+      - ask: What is your email?
+        store: user.email
+  - name: other
+    on: no_match
+    steps:
+      - text: "Still here"
+`, time.Now())
+		in := srv.NewIntegration(t, admin.IntegrationSpec{Brain: brainConfig(t, map[string]any{"kind": "dialog", "file": path})})
+		sid := in.NewSession()
+		first := conversation(t, in, sid)["id"]
+		in.Send(sid, "bye")
+		for deadline := time.Now().Add(10 * time.Second); len(hook.Requests()) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the webhook was not called")
+			}
+		}
+		in.Send(sid, "wait, one more thing")
+		close(release)
+		ds := waitBrainSends(t, in, sid, 2)
+		if got := responses(t, ds[1])[0]["text"]; got != "Still here" {
+			t.Fatalf("the message sent during the resolve got %q", got)
+		}
+		if c := conversation(t, in, sid); c["id"] != first || c["status"] != "open" {
+			t.Fatalf("conversation after the late message: %v", c)
+		}
+		if n := len(ofType(in.Receiver.Deliveries(), "conversation:closed", sid)); n != 0 {
+			t.Fatalf("%d conversation:closed; the user was still talking", n)
+		}
+
+		in.Send(sid, "email")
+		waitBrainSends(t, in, sid, 3)
+		in.Send(sid, "ada@example.com")
+		d := waitBrainSends(t, in, sid, 4)[3]
+		ctx := d.Event["context"].(map[string]any)
+		if ctx["user"].(map[string]any)["email"] != "ada@example.com" || ctx["sys-pending"] != nil {
+			t.Fatalf("after answering the last question: context %v", ctx)
+		}
+		if got := responses(t, d)[0]["text"].(string); !strings.HasPrefix(got, "Sorry") {
+			t.Fatalf("an answer with nothing to say sends the fallback, got %q", got)
+		}
+	})
 }
