@@ -21,8 +21,9 @@ type BrainReply struct {
 // ended, or its conversation moved on: an agent took it, it was handed over or resolved), in
 // which case the job is dropped and nothing else changes.
 //
-// A job that is gone (another process answered it) is ENotFound, with nothing written.
-func (e *Engine) CommitBrainReply(tx store.Tx, job *parley.BrainJob, r BrainReply) (*parley.Message, error) {
+// in is the job's integration, as the worker last read it (as the inbound API's is, from its
+// cache). A job that is gone (another process answered it) is ENotFound, with nothing written.
+func (e *Engine) CommitBrainReply(tx store.Tx, in *parley.Integration, job *parley.BrainJob, r BrainReply) (*parley.Message, error) {
 	now := e.Now()
 	s, err := tx.LockSession(job.SessionID)
 	if err != nil {
@@ -32,12 +33,8 @@ func (e *Engine) CommitBrainReply(tx store.Tx, job *parley.BrainJob, r BrainRepl
 	if err := tx.DeleteJob(job.Seq); err != nil {
 		return nil, err
 	}
-	if !e.BrainAnswers(s, job) {
+	if !e.BrainAnswers(s, job) || s.IntegrationID != in.ID {
 		return nil, nil
-	}
-	in, err := tx.Integration(s.IntegrationID)
-	if err != nil {
-		return nil, err
 	}
 	if r.Context != nil {
 		// A brain that would grow the context past its limit loses that change, not its answer:

@@ -22,8 +22,36 @@ type brains struct {
 	client *http.Client
 	now    func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]*entry // by integration ID
+	mu           sync.Mutex
+	entries      map[string]*entry // by integration ID
+	integrations map[string]loaded // by ID
+}
+
+// loaded is an integration as read at a time.
+type loaded struct {
+	in *parley.Integration
+	at time.Time
+}
+
+// integrationTTL is how long an integration read is used before it is read again: an
+// operator's change reaches the brain within about this long (as it reaches the dispatcher).
+const integrationTTL = 2 * time.Second
+
+// integration returns the integration if it was read less than integrationTTL ago, else nil.
+func (b *brains) integration(id string) *parley.Integration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l, ok := b.integrations[id]; ok && time.Since(l.at) < integrationTTL {
+		return l.in
+	}
+	return nil
+}
+
+// remember keeps an integration just read.
+func (b *brains) remember(in *parley.Integration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.integrations[in.ID] = loaded{in: in, at: time.Now()}
 }
 
 type entry struct {
@@ -45,7 +73,7 @@ type fileStamp struct {
 const fileCheckInterval = time.Second
 
 func newBrains(log *slog.Logger, client *http.Client, now func() time.Time) *brains {
-	return &brains{log: log, client: client, now: now, entries: map[string]*entry{}}
+	return &brains{log: log, client: client, now: now, entries: map[string]*entry{}, integrations: map[string]loaded{}}
 }
 
 // get returns the integration's brain and configuration. The brain is nil when the

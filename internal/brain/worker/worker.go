@@ -177,7 +177,7 @@ func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
 		var m *parley.Message
 		err := w.store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 			var err error
-			m, err = w.chat.CommitBrainReply(tx, job, encoded)
+			m, err = w.chat.CommitBrainReply(tx, in, job, encoded)
 			return err
 		})
 		switch {
@@ -207,7 +207,8 @@ func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
 // answers the job's conversation.
 func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Request, *parley.Integration, error) {
 	var req *brain.Request
-	var in *parley.Integration
+	in := w.brains.integration(job.IntegrationID)
+	read := in == nil
 	err := w.store.View(ctx, func(tx store.ReadTx) error {
 		s, err := tx.Session(job.SessionID)
 		if parley.IsCode(err, parley.ENotFound) {
@@ -216,8 +217,10 @@ func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Requ
 		if err != nil || !w.chat.BrainAnswers(s, job) {
 			return err
 		}
-		if in, err = tx.Integration(s.IntegrationID); err != nil {
-			return err
+		if read {
+			if in, err = tx.Integration(s.IntegrationID); err != nil {
+				return err
+			}
 		}
 		m, err := tx.Message(s.ID, job.MessageID)
 		if err != nil {
@@ -237,6 +240,9 @@ func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Requ
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if read && req != nil {
+		w.brains.remember(in)
 	}
 	return req, in, nil
 }

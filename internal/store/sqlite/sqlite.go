@@ -92,6 +92,9 @@ type Store struct {
 	// Used by the writer goroutine only.
 	prepared   map[string]*sql.Stmt // statements prepared on the writer's connection
 	unprepared []string             // queries a batch prepared for itself, to prepare for all
+
+	readMu   sync.Mutex
+	readStmt map[string]*sql.Stmt // statements of reads; database/sql keeps one per reader connection
 }
 
 type op struct {
@@ -131,6 +134,7 @@ func Open(path string) (*Store, error) {
 		wdb: wdb, rdb: rdb,
 		ops:      make(chan *op, 4*maxBatch),
 		prepared: map[string]*sql.Stmt{},
+		readStmt: map[string]*sql.Stmt{},
 		done:     make(chan struct{}),
 	}
 	// Create the file (and the WAL) through the writer before any reader opens it.
@@ -193,7 +197,46 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(sqltx.New(ctx, tx, dialect, nil))
+	return fn(sqltx.New(ctx, tx, dialect, func(q string) (*sql.Stmt, error) {
+		if st := s.readStatement(q); st != nil {
+			return tx.StmtContext(ctx, st), nil
+		}
+		return tx.PrepareContext(ctx, q)
+	}))
+}
+
+// maxReadStatements bounds the cache of read statements: queries built with a varying number
+// of placeholders would otherwise grow it without end. Past it, queries are compiled per call.
+const maxReadStatements = 256
+
+// readStatement returns the database-wide statement of a read query, or nil when there is
+// none yet. database/sql compiles a database-wide statement once on each reader connection
+// that runs it and keeps it there; compiling every query on every call cost about a tenth of
+// the brain worker's time. A new query is prepared in the background: preparing needs a free
+// connection, and the caller holds one already (waiting for another could wait forever).
+func (s *Store) readStatement(q string) *sql.Stmt {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	if st, ok := s.readStmt[q]; ok || s.readStmt == nil { // nil: the store is closed
+		return st
+	}
+	if len(s.readStmt) < maxReadStatements {
+		s.readStmt[q] = nil // being prepared
+		go func() {
+			st, err := s.rdb.PrepareContext(context.Background(), q)
+			s.readMu.Lock()
+			defer s.readMu.Unlock()
+			switch {
+			case err != nil:
+				delete(s.readStmt, q) // the next call tries again
+			case s.readStmt == nil:
+				st.Close() // closed meanwhile
+			default:
+				s.readStmt[q] = st
+			}
+		}()
+	}
+	return nil
 }
 
 func (s *Store) Watch(fn func(*store.Change)) {
@@ -220,6 +263,14 @@ func (s *Store) Close() error {
 	close(s.ops)
 	s.mu.Unlock()
 	<-s.done
+	s.readMu.Lock()
+	for _, st := range s.readStmt {
+		if st != nil {
+			st.Close()
+		}
+	}
+	s.readStmt = nil
+	s.readMu.Unlock()
 	for _, st := range s.prepared {
 		st.Close()
 	}
