@@ -39,6 +39,7 @@ type messagesConfig struct {
 	textSize    int
 	runs        int
 	kill9       bool
+	noBrain     bool
 	json        bool
 	cpuprofile  string
 	keep        bool
@@ -61,6 +62,7 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	fs.DurationVar(&c.targetP99, "target-p99", 50*time.Millisecond, "p99 latency parley must stay under in the open loop")
 	fs.IntVar(&c.textSize, "text-size", 64, "bytes of text in each message")
 	fs.IntVar(&c.runs, "runs", 1, "repeat the whole measurement this many times and report the medians too")
+	fs.BoolVar(&c.noBrain, "no-brain", false, "run parley without its brain worker (--brain-in-flight 0): the inbound API alone, as before the brain")
 	fs.BoolVar(&c.kill9, "kill9", false, "also kill -9 parley under load, restart it and count lost messages")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of parley during its closed loop to this file")
@@ -356,7 +358,11 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 		return nil, err
 	}
 	logf("parley on %s", db.Label)
-	srv, err := startParley(parleyBin, db.URL, adminToken, filepath.Join(dir, "parley.log"), c.cpuprofile != "")
+	var flags []string
+	if c.noBrain {
+		flags = append(flags, "--brain-in-flight", "0")
+	}
+	srv, err := startParley(parleyBin, db.URL, adminToken, filepath.Join(dir, "parley.log"), c.cpuprofile != "", flags...)
 	if err != nil {
 		return nil, err
 	}

@@ -95,10 +95,12 @@ type parleyServer struct {
 	cmd       loadtest.Command
 }
 
-// startParley starts parley serve on loopback with the database and an admin token.
-func startParley(bin, dbURL, adminToken, logPath string, pprof bool) (*parleyServer, error) {
+// startParley starts parley serve on loopback with the database and an admin token, and any
+// further flags of serve.
+func startParley(bin, dbURL, adminToken, logPath string, pprof bool, flags ...string) (*parleyServer, error) {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", dbURL, "--admin-token", adminToken,
 		"--log-format", "json", "--log-level", "info", "--shutdown-timeout", "10s"}
+	args = append(args, flags...)
 	s := &parleyServer{}
 	if pprof {
 		addr, err := freeLoopbackAddr()
