@@ -54,6 +54,17 @@ func TestExpiresAfterTimeout(t *testing.T) {
 		}
 		in.Call("GET", "/sessions/"+busy, nil).Expect(t, http.StatusOK)
 		in.Send(busy, "the busy session is still active")
+		// The brain answers it first: the fake clock ticks the sweep once, and a sweep skips a
+		// session another transaction holds (the brain's reply, say) until its next tick.
+		in.Receiver.Wait(10*time.Second, "the brain's replies", func(ds []*apptest.Delivery) bool {
+			n := 0
+			for _, d := range ds {
+				if d.Type() == parley.EventBrainSend && d.SessionID() == busy {
+					n++
+				}
+			}
+			return n == 2
+		})
 
 		clk.Advance(90 * time.Second)
 		in.Receiver.Wait(10*time.Second, "the busy session expires too", func(ds []*apptest.Delivery) bool {

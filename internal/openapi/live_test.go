@@ -230,7 +230,7 @@ func TestLiveAnswersMatchDocument(t *testing.T) {
 
 	// Webhooks, then the operator's view of them.
 	wantEvents := slices.DeleteFunc(slices.Clone(parley.EventTypes), func(e string) bool {
-		return e == parley.EventBrainSend || e == parley.EventSessionExpired // no brain here; expiry below
+		return e == parley.EventSessionExpired // below
 	})
 	waitEvents(t, rcv, wantEvents)
 	list := l.do("GET", "/admin/v1/deliveries?integration_id="+iid+"&status=delivered&limit=5", nil, adm...).Expect(t, http.StatusOK).JSON(t)
