@@ -34,7 +34,7 @@ type Config struct {
 	DatabaseMaxConns  int           // PostgreSQL connections this process opens at most
 	NodeID            string        // this process among those sharing a database; random by default
 	DeliveryInFlight  int           // webhook deliveries in flight at once, all integrations together
-	BrainInFlight     int           // brain calls in flight at once; 0 answers none in this process
+	BrainInFlight     int           // brain calls in flight at once; 0 runs no brain worker (for measurements and tests)
 	DeliveredRetained time.Duration // how long delivered webhook events are kept
 	ExpiryInterval    time.Duration // how often sessions past their timeout are looked for
 	// PublicURL is the base URL clients reach this server at, for the URLs it hands out (file
@@ -83,7 +83,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.DatabaseMaxConns, "database-max-conns", c.DatabaseMaxConns, "PostgreSQL connections this process opens at most (PARLEY_DATABASE_MAX_CONNS)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this process's name among those sharing a database; random by default (PARLEY_NODE_ID)")
 	fs.IntVar(&c.DeliveryInFlight, "delivery-in-flight", c.DeliveryInFlight, "webhook deliveries in flight at once, all integrations together (PARLEY_DELIVERY_IN_FLIGHT)")
-	fs.IntVar(&c.BrainInFlight, "brain-in-flight", c.BrainInFlight, "brain replies being worked on at once; 0 leaves them to other processes sharing the database (PARLEY_BRAIN_IN_FLIGHT)")
+	fs.IntVar(&c.BrainInFlight, "brain-in-flight", c.BrainInFlight, "brain replies being worked on at once; 0 runs no brain worker, and this process's sessions wait unanswered (PARLEY_BRAIN_IN_FLIGHT)")
 	fs.DurationVar(&c.DeliveredRetained, "delivered-retained", c.DeliveredRetained, "how long delivered webhook events are kept (PARLEY_DELIVERED_RETAINED)")
 	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often sessions past their timeout are looked for (PARLEY_EXPIRY_INTERVAL)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at, for the file URLs it hands out; default: http://ADDR (PARLEY_PUBLIC_URL)")
