@@ -11,7 +11,6 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -411,17 +410,11 @@ func brainScenario(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "parley-load: "+format+"\n", a...) }
-	dir, err := os.MkdirTemp("", "parley-load-")
+	dir, cleanup, err := scratch(c.keep, logf)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if c.keep {
-			logf("kept %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	defer cleanup()
 	if c.parleyBin == "" {
 		logf("building parley")
 		if c.parleyBin, err = buildParley(ctx, dir); err != nil {
@@ -431,11 +424,8 @@ func brainScenario(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var out brainOutput
 	var failures []string
 	for i := range c.runs {
-		if c.runs > 1 {
-			logf("run %d of %d", i+1, c.runs)
-		}
-		runDir := filepath.Join(dir, fmt.Sprintf("run-%d", i+1))
-		if err := os.Mkdir(runDir, 0o755); err != nil {
+		runDir, err := makeRunDir(dir, i, c.runs, logf)
+		if err != nil {
 			return err
 		}
 		rep, err := runBrain(ctx, c, runDir, logf)
@@ -458,9 +448,7 @@ func brainScenario(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	out.Median = brainMedian(out.Reports)
 	if c.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			return err
 		}
 	} else if c.runs > 1 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -232,9 +231,7 @@ func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if c.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(stdout, rep)
 	}
 	fmt.Fprintf(stdout, "webhook delivery on %s\n", rep.DB)
 	fmt.Fprintf(stdout, "throughput:  %d events drained at %.0f/s (target ≥ 15,000/s on SQLite); parley CPU %.0f µs/event\n",

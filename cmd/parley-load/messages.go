@@ -143,24 +143,15 @@ func messages(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "parley-load: "+format+"\n", a...) }
-	dir, err := os.MkdirTemp("", "parley-load-")
+	dir, cleanup, err := scratch(c.keep, logf)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if c.keep {
-			logf("kept %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	defer cleanup()
 	var out messagesOutput
 	for i := range c.runs {
-		if c.runs > 1 {
-			logf("run %d of %d", i+1, c.runs)
-		}
-		runDir := filepath.Join(dir, fmt.Sprintf("run-%d", i+1))
-		if err := os.Mkdir(runDir, 0o755); err != nil {
+		runDir, err := makeRunDir(dir, i, c.runs, logf)
+		if err != nil {
 			return err
 		}
 		rep, err := runMessages(ctx, c, runDir, logf)
@@ -178,9 +169,7 @@ func messages(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	out.Median = median(out.Reports)
 	if c.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			return err
 		}
 	} else if c.runs > 1 {

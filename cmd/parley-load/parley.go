@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -271,4 +272,36 @@ func history(ctx context.Context, client *http.Client, base string, in *integrat
 		}
 	}
 	return ids, nil
+}
+
+// scratch makes a scenario's working directory (logs, SQLite files, the parley binary) and
+// returns how to remove it, unless keep asks to leave it for a look.
+func scratch(keep bool, logf func(string, ...any)) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "parley-load-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() {
+		if keep {
+			logf("kept %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// makeRunDir makes the directory of run i of n under dir.
+func makeRunDir(dir string, i, n int, logf func(string, ...any)) (string, error) {
+	if n > 1 {
+		logf("run %d of %d", i+1, n)
+	}
+	d := filepath.Join(dir, fmt.Sprintf("run-%d", i+1))
+	return d, os.Mkdir(d, 0o755)
+}
+
+// printJSON writes a scenario's report for scripts.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
