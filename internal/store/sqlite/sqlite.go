@@ -93,8 +93,9 @@ type Store struct {
 	prepared   map[string]*sql.Stmt // statements prepared on the writer's connection
 	unprepared []string             // queries a batch prepared for itself, to prepare for all
 
-	readMu   sync.Mutex
-	readStmt map[string]*sql.Stmt // statements of reads; database/sql keeps one per reader connection
+	readMu    sync.Mutex
+	preparing sync.WaitGroup       // background prepares of read statements, waited for by Close
+	readStmt  map[string]*sql.Stmt // statements of reads; database/sql keeps one per reader connection
 }
 
 type op struct {
@@ -222,7 +223,9 @@ func (s *Store) readStatement(q string) *sql.Stmt {
 	}
 	if len(s.readStmt) < maxReadStatements {
 		s.readStmt[q] = nil // being prepared
+		s.preparing.Add(1)
 		go func() {
+			defer s.preparing.Done()
 			st, err := s.rdb.PrepareContext(context.Background(), q)
 			s.readMu.Lock()
 			defer s.readMu.Unlock()
@@ -271,6 +274,9 @@ func (s *Store) Close() error {
 	}
 	s.readStmt = nil
 	s.readMu.Unlock()
+	// A prepare in flight may be opening a connection, which creates files beside the
+	// database: the database is closed only once none is.
+	s.preparing.Wait()
 	for _, st := range s.prepared {
 		st.Close()
 	}
