@@ -298,11 +298,13 @@ func (w *Worker) ask(ctx context.Context, in *parley.Integration, req *brain.Req
 	return &brain.Reply{Responses: fallback(cfg)}, "fallback"
 }
 
+// fallback returns the integration's fallback responses, a copy the caller may append to (the
+// configured slice is shared by every session).
 func fallback(cfg *Config) []brain.Response {
 	if len(cfg.Fallback) > 0 {
-		return cfg.Fallback
+		return slices.Clone(cfg.Fallback)
 	}
-	return DefaultFallback
+	return slices.Clone(DefaultFallback)
 }
 
 // safeReply runs a brain, turning a panic into an error: a bug in one brain must not take the
