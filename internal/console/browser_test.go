@@ -334,8 +334,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("conversation:closed = %v", closed.Event)
 	}
 	c.waitText(".conv-head .chip", "Resolved", 5*time.Second)
+	brainSends := func(ds []*apptest.Delivery) []*apptest.Delivery {
+		var out []*apptest.Delivery
+		for _, d := range ds {
+			if d.SessionID() == sid && d.Type() == parley.EventBrainSend {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	before := len(brainSends(in.Receiver.Deliveries()))
 	in.Send(sid, "One more question: can I get it gift-wrapped?")
 	c.waitText(".conv-head .chip", "Brain", 5*time.Second)
+	// The brain answers, live; wait for it to settle before clicking elsewhere, or the click
+	// may land on an inbox item being redrawn.
+	ds := brainSends(in.Receiver.Wait(10*time.Second, "the brain's answer", func(ds []*apptest.Delivery) bool {
+		return len(brainSends(ds)) > before
+	}))
+	c.run("the brain's answer shows", 5*time.Second,
+		chromedp.WaitVisible(fmt.Sprintf(`.msg[data-id=%q]`, ds[len(ds)-1].Event["message_id"]), chromedp.ByQuery))
 	if next := conversationOf(t, in, sid); next["id"] == cid || next["handled_by"] != "brain" {
 		t.Errorf("after the next message: %v", next)
 	}
