@@ -77,13 +77,25 @@ func Convert(body []byte) (*Answer, error) {
 			if r.Type == brain.TypeHandover {
 				a.Handover = true
 			}
-			a.Responses = append(a.Responses, r)
+			if len(a.Responses) < maxResponses || r.Type == brain.TypeHandover {
+				a.Responses = append(a.Responses, r)
+			}
 		}
 	default:
 		return nil, errors.New("the answer's responses must be an array")
 	}
 	return a, nil
 }
+
+// Caps on what one answer may hold. Chat front ends show far fewer (Moveo's builder allows 10
+// cards of 3 buttons); past these an answer is no longer a reply but a flood, and each piece is
+// stored and sent on with the message. What is beyond a cap is dropped, not refused.
+const (
+	maxResponses = 50
+	maxCards     = 20
+	maxButtons   = 10
+	maxOptions   = 20
+)
 
 // convertAction converts one action; false means it is skipped.
 func convertAction(v any) (brain.Response, bool) {
@@ -169,7 +181,7 @@ func convertText(m map[string]any) (brain.Response, bool) {
 			if text == "" {
 				text = label
 			}
-			if label != "" {
+			if label != "" && len(r.Options) < maxOptions {
 				r.Options = append(r.Options, brain.Option{Label: label, Text: text})
 			}
 		}
@@ -208,7 +220,7 @@ func convertCarousel(m map[string]any) (brain.Response, bool) {
 		if bs, ok := c["buttons"].([]any); ok {
 			for _, v := range bs {
 				if b, ok := v.(map[string]any); ok {
-					if b, ok := convertButton(b); ok {
+					if b, ok := convertButton(b); ok && len(card.Buttons) < maxButtons {
 						card.Buttons = append(card.Buttons, b)
 					}
 				}
@@ -216,6 +228,9 @@ func convertCarousel(m map[string]any) (brain.Response, bool) {
 		}
 		if card.Title == "" && card.Subtitle == "" && card.Media == nil {
 			continue // nothing to show
+		}
+		if len(r.Cards) == maxCards {
+			break
 		}
 		r.Cards = append(r.Cards, card)
 	}

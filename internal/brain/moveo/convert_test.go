@@ -305,3 +305,49 @@ func BenchmarkConvert(b *testing.B) {
 		})
 	}
 }
+
+// TestCaps: an answer that floods is cut to what a reply can hold; a handover past the cap
+// still hands over.
+func TestCaps(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"responses":[`)
+	for i := range 80 {
+		fmt.Fprintf(&b, `{"type":"text","text":"t%d","options":[`, i)
+		for j := range 30 {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"label":"o%d"}`, j)
+		}
+		b.WriteString(`]},`)
+	}
+	b.WriteString(`{"type":"carousel","cards":[`)
+	for i := range 30 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"title":"c%d","buttons":[`, i)
+		for j := range 15 {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"type":"postback","label":"b%d","value":"v"}`, j)
+		}
+		b.WriteString(`]}`)
+	}
+	b.WriteString(`]},{"type":"handover"}]}`)
+	a, err := moveo.Convert([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Responses) != 50+1 || a.Responses[50].Type != "handover" || !a.Handover {
+		t.Fatalf("%d responses, the last %q", len(a.Responses), a.Responses[len(a.Responses)-1].Type)
+	}
+	if n := len(a.Responses[0].Options); n != 20 {
+		t.Errorf("%d options, want %d", n, 20)
+	}
+	a, _ = moveo.Convert([]byte(`{"responses":[` + b.String()[strings.Index(b.String(), `{"type":"carousel"`):]))
+	if c := a.Responses[0]; len(c.Cards) != 20 || len(c.Cards[0].Buttons) != 10 {
+		t.Errorf("%d cards of %d buttons, want %d of %d", len(c.Cards), len(c.Cards[0].Buttons), 20, 10)
+	}
+}
