@@ -250,15 +250,26 @@
         mine: ['Nothing assigned to you', 'Join a conversation from the queue to start.'],
         open: ['No open conversations', 'Conversations appear here as users write.'] }[state.view];
       ol.replaceChildren(h('li.list-empty', null, h('strong', null, state.search ? 'No matches' : msg[0]), state.search ? 'Try another search.' : msg[1]));
+      listItems.clear();
       return;
     }
+    const seen = new Set();
     ol.replaceChildren(...list.map((c) => {
       const last = c.last_message;
       const unread = c.unread > 0 && c.handled_by !== 'brain';
       const waiting = c.handled_by === 'queue';
-      return h('li.item' + (c.id === state.openId ? '.active' : '') + (unread ? '.unread' : ''),
-        { dataset: { id: c.id }, tabIndex: 0, role: 'button', 'aria-current': c.id === state.openId ? 'true' : null,
-          onclick: () => openConversation(c.id), onkeydown: (e) => { if (e.key === 'Enter') openConversation(c.id); } },
+      // An item keeps its element across redraws (only its content is new): a click whose
+      // press and release straddle a live update still lands on it.
+      let li = listItems.get(c.id);
+      if (!li) {
+        li = h('li', { dataset: { id: c.id }, tabIndex: 0, role: 'button',
+          onclick: () => openConversation(c.id), onkeydown: (e) => { if (e.key === 'Enter') openConversation(c.id); } });
+        listItems.set(c.id, li);
+      }
+      seen.add(c.id);
+      li.className = 'item' + (c.id === state.openId ? ' active' : '') + (unread ? ' unread' : '');
+      if (c.id === state.openId) li.setAttribute('aria-current', 'true'); else li.removeAttribute('aria-current');
+      li.replaceChildren(
         avatar(c.user.name, c.user.avatar),
         h('span.item-name', null, c.user.name),
         h('span.item-time', { title: fullFmt.format(activity(c)) }, ago(activity(c))),
@@ -266,8 +277,13 @@
         h('div.item-side', null, unread ? h('span.badge', { title: c.unread + ' unread' }, c.unread > 99 ? '99+' : c.unread) : null),
         h('div.item-meta', null, chip(c), h('span.item-channel', null, c.integration_name),
           waiting ? h('span.item-wait', { title: 'Waiting since ' + fullFmt.format(c.updated_at) }, icon('clock'), waited(c.updated_at)) : null));
+      return li;
     }));
+    for (const id of listItems.keys()) if (!seen.has(id)) listItems.delete(id);
   }
+
+  // The inbox's item elements by conversation ID, reused by renderList.
+  const listItems = new Map();
 
   // The conversation pane is built once per opened conversation: its head and messages are
   // redrawn as they change, the composer stays (with what is being typed).
@@ -632,12 +648,16 @@
   let readTimer = 0;
   function markReadSoon() {
     clearTimeout(readTimer);
-    readTimer = setTimeout(() => {
-      const c = state.open;
-      if (!c || !isMine(c) || !isOpen(c) || document.visibilityState !== 'visible') return;
-      const unread = [...state.messages.values()].some((m) => m.author === 'user' && !m.read_at);
-      if (unread || c.unread > 0) api('POST', `/conversations/${c.id}/read`).catch(() => {});
-    }, 250);
+    readTimer = setTimeout(markRead, 250);
+  }
+
+  // markRead reads the open conversation's user messages, if the agent holds it and is looking.
+  function markRead() {
+    clearTimeout(readTimer);
+    const c = state.open;
+    if (!c || !isMine(c) || !isOpen(c) || document.visibilityState !== 'visible') return;
+    const unread = [...state.messages.values()].some((m) => m.author === 'user' && !m.read_at);
+    if (unread || c.unread > 0) api('POST', `/conversations/${c.id}/read`).catch(() => {});
   }
   document.addEventListener('visibilitychange', markReadSoon);
 
@@ -655,7 +675,9 @@
     }
   }
 
-  const join = () => act('join', undefined, () => { toast('You joined the conversation'); pane && pane.textarea.focus(); markReadSoon(); });
+  // Joining while looking reads at once, from the join's own answer: waiting for the debounce
+  // would let a live event that still shows the conversation in the queue decide instead.
+  const join = () => act('join', undefined, () => { toast('You joined the conversation'); pane && pane.textarea.focus(); markRead(); });
   const leave = () => act('leave', undefined, () => toast('Back in the queue'));
   const resolve = () => act('resolve', undefined, () => toast('Conversation resolved'));
 
