@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -39,17 +38,7 @@ func TestBrainThreeProcessesOneKilled(t *testing.T) {
 	for i := range procs {
 		procs[i] = serveURL(t, url)
 	}
-	var killed atomic.Bool
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(4, 4))
-	pick := func() *server {
-		mu.Lock()
-		defer mu.Unlock()
-		if killed.Load() {
-			return procs[rng.IntN(2)]
-		}
-		return procs[rng.IntN(3)]
-	}
+	pick, killed := picker(procs, 4)
 	talkThroughKill(t, procs[0], pick, func() {
 		killed.Store(true)
 		procs[2].Kill9()

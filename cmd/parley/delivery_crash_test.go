@@ -157,7 +157,7 @@ func TestThreeProcessesOneKilled(t *testing.T) {
 	for i := range sessions {
 		sessions[i] = procs[i%3].newSession(t, in)
 	}
-	var killed atomic.Bool
+	pick, killed := picker(procs, 3)
 	var killedAt time.Time
 	var once sync.Once
 	kill := func(n int64) {
@@ -170,16 +170,6 @@ func TestThreeProcessesOneKilled(t *testing.T) {
 			killedAt = time.Now()
 			t.Logf("process 3 killed with -9 after %d changes and %d deliveries", n, len(rcv.Deliveries()))
 		})
-	}
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(3, 3))
-	pick := func() *server {
-		mu.Lock()
-		defer mu.Unlock()
-		if killed.Load() {
-			return procs[rng.IntN(2)]
-		}
-		return procs[rng.IntN(3)]
 	}
 	drive(t, pick, in, sessions, kill)
 	checkDelivered(t, rcv, sessions)
@@ -207,4 +197,20 @@ func (s *server) newIntegrationHook(t *testing.T, rcv *apptest.Receiver) integra
 		map[string]any{"webhook_url": rcv.URL, "webhook_secret": rcv.Secret,
 			"delivery": map[string]any{"retry_delays_ms": []int{20, 20, 20, 20, 20, 20, 20, 20, 20, 20}}})
 	return integration{id: in["id"].(string), auth: "apikey " + in["api_key"].(string)}
+}
+
+// picker returns a function choosing one of procs at random (from seed), leaving out the last
+// once killed is set: requests go to any process of the deployment still alive.
+func picker(procs []*server, seed uint64) (pick func() *server, killed *atomic.Bool) {
+	killed = new(atomic.Bool)
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed))
+	return func() *server {
+		mu.Lock()
+		defer mu.Unlock()
+		if killed.Load() {
+			return procs[rng.IntN(len(procs)-1)]
+		}
+		return procs[rng.IntN(len(procs))]
+	}, killed
 }

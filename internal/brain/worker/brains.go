@@ -20,7 +20,6 @@ import (
 type brains struct {
 	log    *slog.Logger
 	client *http.Client
-	now    func() time.Time
 
 	mu           sync.Mutex
 	entries      map[string]*entry // by integration ID
@@ -72,8 +71,8 @@ type fileStamp struct {
 // within about this long.
 const fileCheckInterval = time.Second
 
-func newBrains(log *slog.Logger, client *http.Client, now func() time.Time) *brains {
-	return &brains{log: log, client: client, now: now, entries: map[string]*entry{}, integrations: map[string]loaded{}}
+func newBrains(log *slog.Logger, client *http.Client) *brains {
+	return &brains{log: log, client: client, entries: map[string]*entry{}, integrations: map[string]loaded{}}
 }
 
 // get returns the integration's brain and configuration. The brain is nil when the
@@ -81,11 +80,11 @@ func newBrains(log *slog.Logger, client *http.Client, now func() time.Time) *bra
 func (b *brains) get(in *parley.Integration) (brain.Brain, *Config) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
+	now := time.Now() // how fresh a cache is, in real time whatever clock the domain reads
 	e := b.entries[in.ID]
 	if e != nil && e.raw == string(in.Brain) {
-		if e.cfg == nil || e.cfg.Kind != KindDialog || e.cfg.File == "" || now.Sub(e.checked) < fileCheckInterval {
-			return e.brain, e.fallbackConfig()
+		if e.cfg.Kind != KindDialog || e.cfg.File == "" || now.Sub(e.checked) < fileCheckInterval {
+			return e.brain, e.cfg
 		}
 		e.checked = now
 		// Unchanged, or still missing (reported once when it went): nothing to do.
@@ -97,20 +96,12 @@ func (b *brains) get(in *parley.Integration) (brain.Brain, *Config) {
 	}
 	e = b.build(in)
 	b.entries[in.ID] = e
-	return e.brain, e.fallbackConfig()
-}
-
-// fallbackConfig is the configuration to answer with; a configuration that did not parse has
-// only the defaults.
-func (e *entry) fallbackConfig() *Config {
-	if e.cfg == nil {
-		return &Config{Kind: KindDialog}
-	}
-	return e.cfg
+	return e.brain, e.cfg
 }
 
 func (b *brains) build(in *parley.Integration) *entry {
-	e := &entry{raw: string(in.Brain), checked: b.now()}
+	// A configuration that does not parse keeps the defaults (for the fallback) and no brain.
+	e := &entry{raw: string(in.Brain), cfg: &Config{Kind: KindDialog}, checked: time.Now()}
 	// The file is not loaded here but by reloadDialog, which keeps the previous version when a
 	// new one fails.
 	cfg, err := ParseConfig(in.Brain)

@@ -75,7 +75,7 @@ func New(st store.Store, engine *chat.Engine, clk clock.Clock, log *slog.Logger,
 	}
 	w := &Worker{
 		store: st, chat: engine, clock: clk, log: log, opt: opt,
-		brains: newBrains(log, client, clk.Now),
+		brains: newBrains(log, client),
 		slots:  make(chan struct{}, opt.MaxInFlight),
 		replies: reg.NewCounterVec("parley_brain_replies_total",
 			"Brain jobs finished, by outcome (answered, fallback, dropped).", "outcome"),
