@@ -75,6 +75,9 @@ func init() {
 	})
 }
 
+// maxCachedSessions bounds the writer's session cache: about 1 KB each with a small context.
+const maxCachedSessions = 20000
+
 // maxBatch bounds how many Updates one commit takes, so the first caller of a batch does not
 // wait behind an unbounded queue.
 const maxBatch = 256
@@ -90,8 +93,10 @@ type Store struct {
 	watchers []func(*store.Change)
 
 	// Used by the writer goroutine only.
-	prepared   map[string]*sql.Stmt // statements prepared on the writer's connection
-	unprepared []string             // queries a batch prepared for itself, to prepare for all
+	prepared    map[string]*sql.Stmt // statements prepared on the writer's connection
+	unprepared  []string             // queries a batch prepared for itself, to prepare for all
+	sessions    *sqltx.SessionCache  // sessions as committed, valid while dataVersion holds
+	dataVersion int64                // PRAGMA data_version when the cache was last known valid
 
 	readMu    sync.Mutex
 	preparing sync.WaitGroup       // background prepares of read statements, waited for by Close
@@ -135,6 +140,7 @@ func Open(path string) (*Store, error) {
 		wdb: wdb, rdb: rdb,
 		ops:      make(chan *op, 4*maxBatch),
 		prepared: map[string]*sql.Stmt{},
+		sessions: sqltx.NewSessionCache(maxCachedSessions),
 		readStmt: map[string]*sql.Stmt{},
 		done:     make(chan struct{}),
 	}
@@ -388,6 +394,11 @@ func (s *Store) tryBatch(batch []*op, errs []error, done []bool) (change *store.
 		return nil, false, fmt.Errorf("sqlite: begin: %w", err)
 	}
 	t := sqltx.New(ctx, tx, dialect, s.statements(ctx, tx))
+	if err := s.checkSessionCache(ctx, tx); err != nil {
+		tx.Rollback()
+		return nil, false, err
+	}
+	t.UseSessionCache(s.sessions)
 	ok := 0
 	for i, o := range batch {
 		if done[i] {
@@ -420,9 +431,27 @@ func (s *Store) tryBatch(batch []*op, errs []error, done []bool) (change *store.
 		return nil, false, nil
 	}
 	if err := tx.Commit(); err != nil {
+		// Whether a failed COMMIT left anything behind is not certain: forget what is cached.
+		s.sessions.Reset()
 		return nil, false, fmt.Errorf("sqlite: commit: %w", err)
 	}
+	s.sessions.Commit(t)
 	return t.Change(), false, nil
+}
+
+// checkSessionCache empties the session cache if another connection (another process: the CLI,
+// a second server) committed since the writer last looked. It runs after BEGIN IMMEDIATE has
+// taken the write lock, so nobody else can commit until this transaction ends.
+func (s *Store) checkSessionCache(ctx context.Context, tx *sql.Tx) error {
+	var v int64
+	if err := tx.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: data_version: %w", err)
+	}
+	if v != s.dataVersion {
+		s.sessions.Reset()
+		s.dataVersion = v
+	}
+	return nil
 }
 
 // run calls fn, turning a panic into an error so one bad request cannot stop the writer.

@@ -3,10 +3,12 @@ package sqlite_test
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -79,5 +81,46 @@ func TestFailuresAfterWritesUndoOnlyThemselves(t *testing.T) {
 		if h == failed {
 			t.Fatalf("op %d (failed %v): watchers heard of it %v", i, failed, h)
 		}
+	}
+}
+
+// TestWriterSeesOtherConnectionsWrites: the writer keeps sessions it has read, and another
+// process (the CLI, a second server) may change them; the writer must then read them again.
+func TestWriterSeesOtherConnectionsWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s := openPath(t, path, true)
+	engine := chat.New(nil)
+	in := &parley.Integration{ID: parley.NewID(), WebhookURL: "http://127.0.0.1:9/hook", SessionTimeout: 3600}
+	if err := in.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	err := s.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.CreateIntegration(in); err != nil {
+			return err
+		}
+		sess, err := engine.CreateSession(tx, in, chat.NewSession{})
+		if err == nil {
+			id = sess.ID
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func() error {
+		return s.Update(t.Context(), func(tx store.Tx) error {
+			_, err := engine.PostUserMessage(tx, in, id, chat.UserMessage{Text: "hello"})
+			return err
+		})
+	}
+	if err := post(); err != nil { // the writer now holds the session
+		t.Fatal(err)
+	}
+	if _, err := rawDB(t, path).Exec(`UPDATE sessions SET status = 'closed' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := post(); !parley.IsCode(err, parley.ESessionNotFound) {
+		t.Fatalf("a message to a session another process closed: %v, want %s", err, parley.ESessionNotFound)
 	}
 }

@@ -39,8 +39,17 @@ func (t *Tx) LockSession(id string) (*parley.Session, error) {
 			return nil, t.wrap("lock session", err, "session")
 		}
 	}
+	if t.cache != nil {
+		if s, ok := t.cachedSession(id); ok {
+			return s, nil
+		}
+	}
 	s, err := scanSession(t.queryRow(sessionSelect, id))
-	return s, t.wrap("lock session", err, "session")
+	if err != nil {
+		return nil, t.wrap("lock session", err, "session")
+	}
+	t.sessionRead(s)
+	return s, nil
 }
 
 func scanSession(r scanner) (*parley.Session, error) {
@@ -63,30 +72,53 @@ func scanSession(r scanner) (*parley.Session, error) {
 }
 
 func (t *Tx) CreateSession(s *parley.Session) error {
-	_, err := t.exec(`INSERT INTO sessions (id, integration_id, external_session_id, status, context,
+	_, err := t.execTracked(`INSERT INTO sessions (id, integration_id, external_session_id, status, context,
 		conversation_id, partition, event_seq, job_seq, created_at, last_activity_at, expires_at, ended_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.IntegrationID, s.ExternalSessionID, s.Status, string(s.Context), s.ConversationID,
 		s.Partition, s.EventSeq, s.JobSeq, ms(s.CreatedAt), ms(s.LastActivityAt), ms(s.ExpiresAt), ms(s.EndedAt))
+	t.sessionDropped(s.ID) // read at its first use: its conversation is stored separately
 	return t.wrap("create session", err, "session")
 }
 
 func (t *Tx) UpdateSession(s *parley.Session) error {
-	res, err := t.exec(`UPDATE sessions SET status = ?, conversation_id = ?, event_seq = ?, job_seq = ?,
+	activity, expires, ended := ms(s.LastActivityAt), ms(s.ExpiresAt), ms(s.EndedAt)
+	res, err := t.execTracked(`UPDATE sessions SET status = ?, conversation_id = ?, event_seq = ?, job_seq = ?,
 		last_activity_at = ?, expires_at = ?, ended_at = ? WHERE id = ?`,
-		s.Status, s.ConversationID, s.EventSeq, s.JobSeq, ms(s.LastActivityAt), ms(s.ExpiresAt), ms(s.EndedAt), s.ID)
+		s.Status, s.ConversationID, s.EventSeq, s.JobSeq, activity, expires, ended, s.ID)
+	if err == nil {
+		err = t.affected(res, "session")
+	}
 	if err != nil {
+		t.sessionDropped(s.ID)
 		return t.wrap("update session", err, "session")
 	}
-	return t.affected(res, "session")
+	t.sessionWritten(s.ID, func(c *parley.Session) bool {
+		if c.ConversationID != s.ConversationID {
+			return false // the cached conversation is the old one
+		}
+		c.Status, c.EventSeq, c.JobSeq = s.Status, s.EventSeq, s.JobSeq
+		c.LastActivityAt, c.ExpiresAt, c.EndedAt = fromMS(activity), fromMS(expires), fromMS(ended)
+		return true
+	})
+	return nil
 }
 
 func (t *Tx) SetSessionContext(sessionID string, context []byte) error {
-	res, err := t.exec(`UPDATE sessions SET context = ? WHERE id = ?`, string(context), sessionID)
+	stored := string(context)
+	res, err := t.execTracked(`UPDATE sessions SET context = ? WHERE id = ?`, stored, sessionID)
+	if err == nil {
+		err = t.affected(res, "session")
+	}
 	if err != nil {
+		t.sessionDropped(sessionID)
 		return t.wrap("set session context", err, "session")
 	}
-	return t.affected(res, "session")
+	t.sessionWritten(sessionID, func(c *parley.Session) bool {
+		c.Context = []byte(stored)
+		return true
+	})
+	return nil
 }
 
 func (t *Tx) ExpiringSessions(now time.Time, limit int) ([]string, error) {
@@ -122,8 +154,9 @@ func scanConversation(r scanner) (*parley.Conversation, error) {
 }
 
 func (t *Tx) CreateConversation(c *parley.Conversation) error {
-	_, err := t.exec(`INSERT INTO conversations (`+conversationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.execTracked(`INSERT INTO conversations (`+conversationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.SessionID, c.IntegrationID, c.Status, c.HandledBy, c.AssigneeID, ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.ResolvedAt))
+	t.sessionDropped(c.SessionID)
 	if err == nil {
 		t.touch(c.SessionID, c.ID)
 	}
@@ -131,8 +164,12 @@ func (t *Tx) CreateConversation(c *parley.Conversation) error {
 }
 
 func (t *Tx) UpdateConversation(c *parley.Conversation) error {
-	res, err := t.exec(`UPDATE conversations SET status = ?, handled_by = ?, assignee_id = ?, updated_at = ?,
+	res, err := t.execTracked(`UPDATE conversations SET status = ?, handled_by = ?, assignee_id = ?, updated_at = ?,
 		resolved_at = ? WHERE id = ?`, c.Status, c.HandledBy, c.AssigneeID, ms(c.UpdatedAt), ms(c.ResolvedAt), c.ID)
+	if c.SessionID == "" {
+		t.cacheStale = true // whose conversation it is is unknown here
+	}
+	t.sessionDropped(c.SessionID)
 	if err != nil {
 		return t.wrap("update conversation", err, "conversation")
 	}

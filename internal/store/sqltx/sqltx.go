@@ -80,6 +80,12 @@ type Tx struct {
 	d       *Dialect
 	prepare Preparer
 	change  store.Change
+
+	// The session cache (see UseSessionCache); all unused when cache is nil.
+	cache      *SessionCache
+	sessions   map[string]*parley.Session // what this transaction knows of sessions; nil: read it
+	tracked    bool                       // the statement running keeps the cache itself
+	cacheStale bool                       // an untracked statement wrote sessions or conversations
 }
 
 // New returns a Tx working in tx. prepare may be nil.
@@ -122,8 +128,9 @@ func (t *Tx) Wrote() bool { return t.wrote }
 
 // writing notes that q may write. Every statement goes through here, so none is missed.
 func (t *Tx) writing(q string) error {
-	if !t.wrote && isWrite(q) {
+	if isWrite(q) {
 		t.wrote = true
+		t.untrackedWrite(q)
 	}
 	return nil
 }
@@ -203,6 +210,13 @@ func (t *Tx) queryRow(q string, args ...any) *sql.Row {
 		return st.QueryRowContext(t.ctx, args...)
 	}
 	return t.tx.QueryRowContext(t.ctx, t.d.rebind(q), args...)
+}
+
+// execTracked is exec for the statements that keep the session cache themselves.
+func (t *Tx) execTracked(q string, args ...any) (sql.Result, error) {
+	t.tracked = true
+	defer func() { t.tracked = false }()
+	return t.exec(q, args...)
 }
 
 // insert runs an INSERT into a table whose integer key is seq and returns the new key.

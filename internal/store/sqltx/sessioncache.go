@@ -1,0 +1,126 @@
+package sqltx
+
+import (
+	"strings"
+
+	"github.com/parleyhq/parley"
+)
+
+// SessionCache holds sessions, each with its current conversation, exactly as they were last
+// committed, for a store whose write transactions all run one after another on one connection
+// (the SQLite writer). Every request on a session starts with LockSession; with the cache that
+// is a map lookup instead of a join read inside the writer, whose time bounds the throughput of
+// the whole store (measured: a quarter of the writer's time per user message).
+//
+// Its entries follow the database, never the callers' objects: a session enters as a read
+// found it, UpdateSession and SetSessionContext replay the columns they write, and every other
+// write to a session or a conversation drops the session. Whatever a transaction learns reaches
+// the cache only when it commits (Commit). Writes by another connection are the store's to
+// notice (SQLite's data_version), and Reset forgets everything.
+//
+// It is not safe for concurrent use: the single writer is its only user.
+type SessionCache struct {
+	max     int
+	entries map[string]*parley.Session
+}
+
+// NewSessionCache returns a cache of at most max sessions.
+func NewSessionCache(max int) *SessionCache {
+	return &SessionCache{max: max, entries: make(map[string]*parley.Session)}
+}
+
+// Reset forgets every session.
+func (c *SessionCache) Reset() { clear(c.entries) }
+
+// Len returns the number of sessions held.
+func (c *SessionCache) Len() int { return len(c.entries) }
+
+// Commit takes in what the committed transaction t read and wrote.
+func (c *SessionCache) Commit(t *Tx) {
+	if t.cacheStale {
+		c.Reset()
+		return
+	}
+	for id, s := range t.sessions {
+		if s == nil {
+			delete(c.entries, id)
+			continue
+		}
+		if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+			for old := range c.entries { // an arbitrary one: map order is unspecified
+				delete(c.entries, old)
+				break
+			}
+		}
+		c.entries[id] = s
+	}
+}
+
+// UseSessionCache makes the transaction read sessions through c and record for it what it
+// learns. The caller calls c.Commit(t) after the transaction commits, and nothing if it does not.
+func (t *Tx) UseSessionCache(c *SessionCache) {
+	t.cache = c
+	t.sessions = make(map[string]*parley.Session)
+}
+
+// cachedSession returns a copy of session id as the transaction sees it, or false when it must
+// be read.
+func (t *Tx) cachedSession(id string) (*parley.Session, bool) {
+	s, ok := t.sessions[id]
+	if !ok {
+		s, ok = t.cache.entries[id]
+	}
+	if !ok || s == nil {
+		return nil, false
+	}
+	return cloneSession(s), true
+}
+
+// sessionRead records a session as the database holds it now, within this transaction.
+func (t *Tx) sessionRead(s *parley.Session) {
+	if t.cache != nil {
+		t.sessions[s.ID] = cloneSession(s)
+	}
+}
+
+// sessionWritten applies a write to the transaction's copy of session id: set changes the copy
+// as the statement changed the row, or returns false when the copy can no longer be trusted.
+func (t *Tx) sessionWritten(id string, set func(*parley.Session) bool) {
+	if t.cache == nil {
+		return
+	}
+	s, ok := t.cachedSession(id)
+	if ok && set(s) {
+		t.sessions[id] = s
+		return
+	}
+	t.sessions[id] = nil
+}
+
+// sessionDropped says session id changed in a way the cache does not replay.
+func (t *Tx) sessionDropped(id string) {
+	if t.cache != nil {
+		t.sessions[id] = nil
+	}
+}
+
+// untrackedWrite is the safety net: a statement that writes sessions or conversations other
+// than through the methods that keep the cache (which say so with tracked) makes every cached
+// session suspect.
+func (t *Tx) untrackedWrite(q string) {
+	if t.cache != nil && !t.tracked && (strings.Contains(q, "sessions") || strings.Contains(q, "conversations")) {
+		t.cacheStale = true
+	}
+}
+
+// cloneSession copies s and its conversation, so a caller's changes never reach the cache. The
+// context's bytes are shared, with no room to append into: nothing changes them in place.
+func cloneSession(s *parley.Session) *parley.Session {
+	c := *s
+	c.Context = c.Context[:len(c.Context):len(c.Context)]
+	if s.Conversation != nil {
+		conv := *s.Conversation
+		c.Conversation = &conv
+	}
+	return &c
+}
