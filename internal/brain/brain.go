@@ -25,6 +25,15 @@ type Brain interface {
 	Reply(ctx context.Context, req *Request) (*Reply, error)
 }
 
+// Immediate is implemented by brains that may answer without any I/O, from memory, in
+// microseconds (a dialog that calls no webhook). When Immediate says so, the worker asks such a
+// brain inside the transaction that commits its answer: the session is read where the writer
+// already holds it, and no read transaction is spent per message. Reply must then not call
+// Request.History, nor block.
+type Immediate interface {
+	Immediate() bool
+}
+
 // Request is what a brain is asked: the user's message and where it was said.
 type Request struct {
 	Integration       *parley.Integration

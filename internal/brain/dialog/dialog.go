@@ -146,6 +146,10 @@ func Demo() *Dialog { return demo() }
 // DemoSource returns the demo file's text, a starting point for an operator's own file.
 func DemoSource() []byte { return bytes.Clone(demoSource) }
 
+// Immediate reports that the dialog calls no webhook: it answers from memory, so the worker may
+// ask it inside the transaction that commits its answer (see brain.Immediate).
+func (d *Dialog) Immediate() bool { return d.webhooks == 0 }
+
 // Summary describes the file in a few words, as "parley dialog check" prints it: "7 dialogs,
 // 2 webhooks".
 func (d *Dialog) Summary() string {

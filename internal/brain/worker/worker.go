@@ -138,6 +138,11 @@ func (w *Worker) PendingSessions(ctx context.Context, partitions []int) ([]strin
 // Run answers one job. It returns zero once the job is answered or dropped, or when to try
 // again after the database failed.
 func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
+	if in := w.brains.integration(job.IntegrationID); in != nil {
+		if b, cfg := w.brains.get(in); immediate(b) {
+			return w.runImmediate(ctx, job, in, b, cfg)
+		}
+	}
 	req, in, err := w.request(ctx, job)
 	if err != nil {
 		w.log.Warn("brain: reading a job's message failed; retrying", "session_id", job.SessionID, "err", err)
@@ -167,12 +172,7 @@ func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
 		return w.clock.Now()
 	}
 
-	if reply.Handover && !slices.ContainsFunc(reply.Responses, func(r brain.Response) bool { return r.Type == brain.TypeHandover }) {
-		// The integrator learns of a handover from the reply itself, whichever brain decided it.
-		reply.Responses = append(reply.Responses, brain.Response{Type: brain.TypeHandover})
-	}
-	encoded := chat.BrainReply{Responses: brain.EncodeResponses(reply.Responses), Context: reply.Context,
-		Handover: reply.HandsOver(), Resolve: reply.Resolve}
+	encoded := encode(reply)
 	for {
 		var m *parley.Message
 		err := w.store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
@@ -203,6 +203,62 @@ func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
 	return time.Time{}
 }
 
+// runImmediate answers a job with a brain that needs no I/O (brain.Immediate) in one write
+// transaction: read what the brain is asked, ask it, commit its answer. It saves the read
+// transaction of the general path, a fifth of parley's CPU per answered message (measured with
+// parley-load brain), and the session comes from the writer's cache. The brain may be asked
+// again if the transaction is retried, which is harmless for a brain without effects.
+func (w *Worker) runImmediate(ctx context.Context, job *parley.BrainJob, in *parley.Integration, b brain.Brain, cfg *Config) time.Time {
+	var outcome string
+	err := w.store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		s, err := tx.LockSession(job.SessionID)
+		if err != nil && !parley.IsCode(err, parley.ENotFound) {
+			return err
+		}
+		req, err := w.requestFrom(tx, job, in, s)
+		if err != nil {
+			return err
+		}
+		if req == nil {
+			outcome = "dropped"
+			return w.chat.DropBrainJob(tx, job)
+		}
+		reply, asked := w.askBrain(ctx, in, b, cfg, req)
+		m, err := w.chat.CommitBrainReply(tx, in, job, encode(reply))
+		outcome = asked
+		if err == nil && m == nil {
+			outcome = "dropped"
+		}
+		return err
+	})
+	switch {
+	case parley.IsCode(err, parley.ENotFound):
+		outcome = "dropped" // answered by another process that held the partition before
+	case err != nil:
+		w.log.Error("brain: answering a job failed; retrying", "session_id", job.SessionID, "err", err)
+		return w.clock.Now().Add(time.Second)
+	}
+	w.replies.Inc(outcome)
+	w.latency.Observe(w.clock.Now().Sub(job.CreatedAt), outcome)
+	return time.Time{}
+}
+
+// immediate reports whether b may be asked inside a write transaction.
+func immediate(b brain.Brain) bool {
+	i, ok := b.(brain.Immediate)
+	return ok && i.Immediate()
+}
+
+// encode turns a brain's reply into what is committed.
+func encode(reply *brain.Reply) chat.BrainReply {
+	if reply.Handover && !slices.ContainsFunc(reply.Responses, func(r brain.Response) bool { return r.Type == brain.TypeHandover }) {
+		// The integrator learns of a handover from the reply itself, whichever brain decided it.
+		reply.Responses = append(reply.Responses, brain.Response{Type: brain.TypeHandover})
+	}
+	return chat.BrainReply{Responses: brain.EncodeResponses(reply.Responses), Context: reply.Context,
+		Handover: reply.HandsOver(), Resolve: reply.Resolve}
+}
+
 // request reads what the brain is asked. It returns a nil request when the brain no longer
 // answers the job's conversation.
 func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Request, *parley.Integration, error) {
@@ -211,32 +267,16 @@ func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Requ
 	read := in == nil
 	err := w.store.View(ctx, func(tx store.ReadTx) error {
 		s, err := tx.Session(job.SessionID)
-		if parley.IsCode(err, parley.ENotFound) {
-			return nil
-		}
-		if err != nil || !w.chat.BrainAnswers(s, job) {
+		if err != nil && !parley.IsCode(err, parley.ENotFound) {
 			return err
 		}
-		if read {
+		if read && err == nil {
 			if in, err = tx.Integration(s.IntegrationID); err != nil {
 				return err
 			}
 		}
-		m, err := tx.Message(s.ID, job.MessageID)
-		if err != nil {
-			return err
-		}
-		if m.Attachments, err = w.chat.OutboundAttachments(tx, m.Attachments); err != nil {
-			return err
-		}
-		c, err := parley.DecodeObject(s.Context)
-		if err != nil {
-			return err
-		}
-		req = &brain.Request{Integration: in, SessionID: s.ID, ExternalSessionID: s.ExternalSessionID,
-			ConversationID: s.ConversationID, Context: c, Message: m, ConversationStart: job.ConversationStart,
-			History: w.history(s.ID, s.ConversationID, m.Seq)}
-		return nil
+		req, err = w.requestFrom(tx, job, in, s)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -245,6 +285,28 @@ func (w *Worker) request(ctx context.Context, job *parley.BrainJob) (*brain.Requ
 		w.brains.remember(in)
 	}
 	return req, in, nil
+}
+
+// requestFrom builds what the brain is asked about a job of session s, or nil when s is gone or
+// the brain no longer answers its conversation.
+func (w *Worker) requestFrom(tx store.ReadTx, job *parley.BrainJob, in *parley.Integration, s *parley.Session) (*brain.Request, error) {
+	if s == nil || !w.chat.BrainAnswers(s, job) {
+		return nil, nil
+	}
+	m, err := tx.Message(s.ID, job.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	if m.Attachments, err = w.chat.OutboundAttachments(tx, m.Attachments); err != nil {
+		return nil, err
+	}
+	c, err := parley.DecodeObject(s.Context)
+	if err != nil {
+		return nil, err
+	}
+	return &brain.Request{Integration: in, SessionID: s.ID, ExternalSessionID: s.ExternalSessionID,
+		ConversationID: s.ConversationID, Context: c, Message: m, ConversationStart: job.ConversationStart,
+		History: w.history(s.ID, s.ConversationID, m.Seq)}, nil
 }
 
 // history reads the latest messages of the job's conversation up to the job's message, for
@@ -278,6 +340,11 @@ const historySlack = 64
 // ask runs the integration's brain within its time limit; a failure becomes the fallback.
 func (w *Worker) ask(ctx context.Context, in *parley.Integration, req *brain.Request) (*brain.Reply, string) {
 	b, cfg := w.brains.get(in)
+	return w.askBrain(ctx, in, b, cfg, req)
+}
+
+// askBrain asks b, the integration's brain (nil when its configuration is unusable).
+func (w *Worker) askBrain(ctx context.Context, in *parley.Integration, b brain.Brain, cfg *Config, req *brain.Request) (*brain.Reply, string) {
 	if b != nil {
 		actx, cancel := context.WithTimeout(ctx, cfg.Timeout())
 		reply, err := safeReply(actx, b, req)
