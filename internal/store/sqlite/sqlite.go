@@ -1,7 +1,7 @@
 // Package sqlite is parley's embedded store: one SQLite file, nothing to install.
 //
 // Every write goes through one goroutine, the writer, which takes whatever Updates are waiting,
-// runs each in its own savepoint of one transaction and commits them together (group commit):
+// runs them in one transaction and commits them together (group commit):
 // one fsync covers many requests, which is what lets a single file keep up with a busy API while
 // every accepted request is durable before it is answered. Reads run on a pool of read-only
 // connections and never wait for the writer (WAL mode).
@@ -316,8 +316,8 @@ func (s *Store) writer() {
 	}
 }
 
-// commit runs a batch in one transaction, each op in its own savepoint so one op's failure
-// undoes only that op, tells the watchers, and answers every op once the commit is durable.
+// commit runs a batch in one transaction, where one op's failure undoes only that op (see
+// runBatch), tells the watchers, and answers every op once the commit is durable.
 // Watchers come first, as on PostgreSQL: when Update returns they have seen its change, and a
 // watcher registered after that never sees it.
 func (s *Store) commit(batch []*op) {
