@@ -11,11 +11,15 @@ import (
 // NewID returns a new UUID, version 7: the first 48 bits are the Unix time in milliseconds, so
 // rows keyed by it are inserted in roughly ascending order and indexes stay compact; the other
 // 74 bits are random, so IDs cannot be guessed.
-func NewID() string {
+func NewID() string { return newIDAt(time.Now().UnixMilli()) }
+
+// newIDAt is NewID at a given time. The time is read once: its two halves read at two moments
+// could straddle a carry of the low 16 bits, and the ID would then claim a time 65 s away.
+func newIDAt(ms int64) string {
 	var u [16]byte
 	rand.Read(u[6:]) // crypto/rand.Read never fails on the platforms Go supports.
-	binary.BigEndian.PutUint16(u[4:], uint16(time.Now().UnixMilli()))
-	binary.BigEndian.PutUint32(u[0:], uint32(time.Now().UnixMilli()>>16))
+	binary.BigEndian.PutUint16(u[4:], uint16(ms))
+	binary.BigEndian.PutUint32(u[0:], uint32(ms>>16))
 	u[6] = 0x70 | u[6]&0x0f // version 7
 	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
 	return formatUUID(u)
