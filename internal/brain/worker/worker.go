@@ -210,7 +210,9 @@ func (w *Worker) Run(ctx context.Context, job *parley.BrainJob) time.Time {
 // again if the transaction is retried, which is harmless for a brain without effects.
 func (w *Worker) runImmediate(ctx context.Context, job *parley.BrainJob, in *parley.Integration, b brain.Brain, cfg *Config) time.Time {
 	var outcome string
+	committing := false // past reading: a missing row now means the job was answered elsewhere
 	err := w.store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		committing = false
 		s, err := tx.LockSession(job.SessionID)
 		if err != nil && !parley.IsCode(err, parley.ENotFound) {
 			return err
@@ -219,6 +221,7 @@ func (w *Worker) runImmediate(ctx context.Context, job *parley.BrainJob, in *par
 		if err != nil {
 			return err
 		}
+		committing = true
 		if req == nil {
 			outcome = "dropped"
 			return w.chat.DropBrainJob(tx, job)
@@ -232,10 +235,10 @@ func (w *Worker) runImmediate(ctx context.Context, job *parley.BrainJob, in *par
 		return err
 	})
 	switch {
-	case parley.IsCode(err, parley.ENotFound):
+	case committing && parley.IsCode(err, parley.ENotFound):
 		outcome = "dropped" // answered by another process that held the partition before
 	case err != nil:
-		w.log.Error("brain: answering a job failed; retrying", "session_id", job.SessionID, "err", err)
+		w.log.Warn("brain: answering a job failed; retrying", "session_id", job.SessionID, "err", err)
 		return w.clock.Now().Add(time.Second)
 	}
 	w.replies.Inc(outcome)

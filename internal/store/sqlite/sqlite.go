@@ -75,8 +75,12 @@ func init() {
 	})
 }
 
-// maxCachedSessions bounds the writer's session cache: about 1 KB each with a small context.
-const maxCachedSessions = 20000
+// The writer's session cache holds at most this many sessions, whose contexts take at most
+// this many bytes: about 1 KB per session beside its context.
+const (
+	maxCachedSessions     = 20000
+	maxCachedContextBytes = 64 << 20
+)
 
 // maxBatch bounds how many Updates one commit takes, so the first caller of a batch does not
 // wait behind an unbounded queue.
@@ -140,7 +144,7 @@ func Open(path string) (*Store, error) {
 		wdb: wdb, rdb: rdb,
 		ops:      make(chan *op, 4*maxBatch),
 		prepared: map[string]*sql.Stmt{},
-		sessions: sqltx.NewSessionCache(maxCachedSessions),
+		sessions: sqltx.NewSessionCache(maxCachedSessions, maxCachedContextBytes),
 		readStmt: map[string]*sql.Stmt{},
 		done:     make(chan struct{}),
 	}
@@ -442,14 +446,26 @@ func (s *Store) tryBatch(batch []*op, errs []error, done []bool) (change *store.
 // checkSessionCache empties the session cache if another connection (another process: the CLI,
 // a second server) committed since the writer last looked. It runs after BEGIN IMMEDIATE has
 // taken the write lock, so nobody else can commit until this transaction ends.
+//
+// data_version counts per connection: should database/sql ever replace the writer's connection,
+// the new one's count could match the old one's by chance. A temporary table, which lives as
+// long as its connection, marks the connection the cache was checked on.
 func (s *Store) checkSessionCache(ctx context.Context, tx *sql.Tx) error {
-	var v int64
-	if err := tx.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+	var v, marked int64
+	err := tx.QueryRowContext(ctx, `SELECT (SELECT data_version FROM pragma_data_version),
+		(SELECT count(*) FROM sqlite_temp_master WHERE name = 'parley_writer')`).Scan(&v, &marked)
+	if err != nil {
 		return fmt.Errorf("sqlite: data_version: %w", err)
 	}
-	if v != s.dataVersion {
-		s.sessions.Reset()
-		s.dataVersion = v
+	if v == s.dataVersion && marked == 1 {
+		return nil
+	}
+	s.sessions.Reset()
+	s.dataVersion = v
+	if marked == 0 {
+		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE parley_writer (x)`); err != nil {
+			return fmt.Errorf("sqlite: marking the writer's connection: %w", err)
+		}
 	}
 	return nil
 }

@@ -1,8 +1,6 @@
 package sqltx
 
 import (
-	"strings"
-
 	"github.com/parleyhq/parley"
 )
 
@@ -20,17 +18,22 @@ import (
 //
 // It is not safe for concurrent use: the single writer is its only user.
 type SessionCache struct {
-	max     int
-	entries map[string]*parley.Session
+	max, maxBytes int
+	bytes         int // of the contexts held, which dominate an entry's size
+	entries       map[string]*parley.Session
 }
 
-// NewSessionCache returns a cache of at most max sessions.
-func NewSessionCache(max int) *SessionCache {
-	return &SessionCache{max: max, entries: make(map[string]*parley.Session)}
+// NewSessionCache returns a cache of at most max sessions whose contexts take at most maxBytes
+// in all (a context may be 256 KiB).
+func NewSessionCache(max, maxBytes int) *SessionCache {
+	return &SessionCache{max: max, maxBytes: maxBytes, entries: make(map[string]*parley.Session)}
 }
 
 // Reset forgets every session.
-func (c *SessionCache) Reset() { clear(c.entries) }
+func (c *SessionCache) Reset() {
+	clear(c.entries)
+	c.bytes = 0
+}
 
 // Len returns the number of sessions held.
 func (c *SessionCache) Len() int { return len(c.entries) }
@@ -42,17 +45,25 @@ func (c *SessionCache) Commit(t *Tx) {
 		return
 	}
 	for id, s := range t.sessions {
-		if s == nil {
-			delete(c.entries, id)
+		c.remove(id)
+		if s == nil || len(s.Context) > c.maxBytes {
 			continue
 		}
-		if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+		for len(c.entries) >= c.max || c.bytes+len(s.Context) > c.maxBytes {
 			for old := range c.entries { // an arbitrary one: map order is unspecified
-				delete(c.entries, old)
+				c.remove(old)
 				break
 			}
 		}
 		c.entries[id] = s
+		c.bytes += len(s.Context)
+	}
+}
+
+func (c *SessionCache) remove(id string) {
+	if s, ok := c.entries[id]; ok {
+		c.bytes -= len(s.Context)
+		delete(c.entries, id)
 	}
 }
 
@@ -66,6 +77,9 @@ func (t *Tx) UseSessionCache(c *SessionCache) {
 // cachedSession returns a copy of session id as the transaction sees it, or false when it must
 // be read.
 func (t *Tx) cachedSession(id string) (*parley.Session, bool) {
+	if t.cacheStale {
+		return nil, false // until the transaction ends, every read goes to the database
+	}
 	s, ok := t.sessions[id]
 	if !ok {
 		s, ok = t.cache.entries[id]
@@ -108,9 +122,24 @@ func (t *Tx) sessionDropped(id string) {
 // than through the methods that keep the cache (which say so with tracked) makes every cached
 // session suspect.
 func (t *Tx) untrackedWrite(q string) {
-	if t.cache != nil && !t.tracked && (strings.Contains(q, "sessions") || strings.Contains(q, "conversations")) {
+	if t.cache != nil && !t.tracked && (containsFold(q, "sessions") || containsFold(q, "conversations")) {
 		t.cacheStale = true
 	}
+}
+
+// containsFold reports whether q contains word (lower case ASCII) in any case, without
+// allocating: it runs on every write statement.
+func containsFold(q, word string) bool {
+	for i := 0; i+len(word) <= len(q); i++ {
+		j := 0
+		for j < len(word) && q[i+j]|0x20 == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
 }
 
 // cloneSession copies s and its conversation, so a caller's changes never reach the cache. The

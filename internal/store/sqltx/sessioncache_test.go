@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func newCacheFixture(t *testing.T, max int) *cacheFixture {
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	f := &cacheFixture{t: t, db: db, d: &sqltx.Dialect{Name: "sqlite", LastInsertID: true}, cache: sqltx.NewSessionCache(max)}
+	f := &cacheFixture{t: t, db: db, d: &sqltx.Dialect{Name: "sqlite", LastInsertID: true}, cache: sqltx.NewSessionCache(max, 1<<20)}
 	f.in = &parley.Integration{ID: parley.NewID(), WebhookURL: "http://127.0.0.1:9/hook", SessionTimeout: 3600}
 	if err := f.in.Normalize(); err != nil {
 		t.Fatal(err)
@@ -232,6 +233,63 @@ func TestSessionCacheIsBounded(t *testing.T) {
 		f.agrees(id, "read")
 		if f.cache.Len() > 3 {
 			t.Fatalf("cache holds %d sessions, bound 3", f.cache.Len())
+		}
+	}
+}
+
+// TestSessionCacheStaleWithinTransaction: after a write the cache cannot replay, the rest of the
+// same transaction (the later ops of a SQLite batch) reads sessions from the database, so no op
+// sees, or writes back, the old values.
+func TestSessionCacheStaleWithinTransaction(t *testing.T) {
+	f := newCacheFixture(t, 100)
+	engine := chat.New(nil)
+	id := f.newSession(engine)
+	s := f.agrees(id, "first read")
+	f.commit(func(tx *sqltx.Tx) error {
+		if err := tx.ExecShaped(`UPDATE Sessions SET job_seq = job_seq + 7 WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if got, err := tx.LockSession(id); err != nil || got.JobSeq != 7 {
+			t.Errorf("in the transaction after an untracked write: job_seq %v (%v), want 7", got.JobSeq, err)
+		}
+		_, err := engine.PostUserMessage(tx, f.in, id, chat.UserMessage{Text: "hi"})
+		return err
+	})
+	if s := f.agrees(id, "after an untracked write and a message"); s.JobSeq != 8 {
+		t.Fatalf("job_seq %d after +7 and one message, want 8", s.JobSeq)
+	}
+
+	// A conversation updated without its session's ID: whose it is, the cache cannot tell.
+	s = f.agrees(id, "read again")
+	f.commit(func(tx *sqltx.Tx) error {
+		c := *s.Conversation
+		c.SessionID, c.HandledBy = "", parley.HandledByQueue
+		if err := tx.UpdateConversation(&c); err != nil {
+			return err
+		}
+		if got, err := tx.LockSession(id); err != nil || got.Conversation.HandledBy != parley.HandledByQueue {
+			t.Errorf("in the transaction after an anonymous conversation update: handled by %q (%v)", got.Conversation.HandledBy, err)
+		}
+		return nil
+	})
+	f.agrees(id, "after an anonymous conversation update")
+}
+
+// TestSessionCacheBoundsContextBytes: contexts can be large, so the cache bounds their bytes too.
+func TestSessionCacheBoundsContextBytes(t *testing.T) {
+	f := newCacheFixture(t, 100)
+	f.cache = sqltx.NewSessionCache(100, 4000)
+	engine := chat.New(nil)
+	big := strings.Repeat("x", 1500)
+	for range 6 {
+		id := f.newSession(engine)
+		f.commit(func(tx *sqltx.Tx) error {
+			_, err := engine.UpdateContext(tx, f.in, id, map[string]any{"note": big})
+			return err
+		})
+		f.agrees(id, "a session with a large context")
+		if f.cache.Len() > 2 {
+			t.Fatalf("cache holds %d sessions of about 1.5 KB of context, bound 4000 bytes", f.cache.Len())
 		}
 	}
 }
