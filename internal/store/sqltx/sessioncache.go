@@ -46,7 +46,7 @@ func (c *SessionCache) Commit(t *Tx) {
 	}
 	for id, s := range t.sessions {
 		c.remove(id)
-		if s == nil || len(s.Context) > c.maxBytes {
+		if s == nil || c.max <= 0 || len(s.Context) > c.maxBytes {
 			continue
 		}
 		for len(c.entries) >= c.max || c.bytes+len(s.Context) > c.maxBytes {

@@ -293,3 +293,14 @@ func TestSessionCacheBoundsContextBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionCacheOfNothing: a cache bounded to no session holds none and still answers.
+func TestSessionCacheOfNothing(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	id := f.newSession(chat.New(nil))
+	f.agrees(id, "read")
+	f.agrees(id, "read again")
+	if f.cache.Len() != 0 {
+		t.Fatalf("a cache bounded to 0 sessions holds %d", f.cache.Len())
+	}
+}
