@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/store"
 )
@@ -24,25 +23,7 @@ func TestNewWriterConnectionEmptiesSessionCache(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	engine := chat.New(nil)
-	in := &parley.Integration{ID: parley.NewID(), WebhookURL: "http://127.0.0.1:9/hook", SessionTimeout: 3600}
-	if err := in.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	var id string
-	err = s.Update(ctx, func(tx store.Tx) error {
-		if err := tx.CreateIntegration(in); err != nil {
-			return err
-		}
-		sess, err := engine.CreateSession(tx, in, chat.NewSession{})
-		if err == nil {
-			id = sess.ID
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, id := SeedSession(t, s, chat.New(nil))
 	cached := func() (n int) {
 		err := s.Update(ctx, func(tx store.Tx) error {
 			n = s.sessions.Len() // as the writer sees it once the batch has checked the cache

@@ -10,6 +10,7 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/store/sqlite"
 )
 
 // TestFailuresAfterWritesUndoOnlyThemselves: ops that write and then fail are undone without
@@ -90,24 +91,7 @@ func TestWriterSeesOtherConnectionsWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	s := openPath(t, path, true)
 	engine := chat.New(nil)
-	in := &parley.Integration{ID: parley.NewID(), WebhookURL: "http://127.0.0.1:9/hook", SessionTimeout: 3600}
-	if err := in.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	var id string
-	err := s.Update(t.Context(), func(tx store.Tx) error {
-		if err := tx.CreateIntegration(in); err != nil {
-			return err
-		}
-		sess, err := engine.CreateSession(tx, in, chat.NewSession{})
-		if err == nil {
-			id = sess.ID
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, id := sqlite.SeedSession(t, s, engine)
 	post := func() error {
 		return s.Update(t.Context(), func(tx store.Tx) error {
 			_, err := engine.PostUserMessage(tx, in, id, chat.UserMessage{Text: "hello"})
