@@ -111,9 +111,14 @@ func (t *Tx) sessionWritten(id string, set func(*parley.Session) bool) {
 	t.sessions[id] = nil
 }
 
-// sessionDropped says session id changed in a way the cache does not replay.
+// sessionDropped says session id changed in a way the cache does not replay. No id (a
+// conversation whose session is not known here) makes every cached session suspect.
 func (t *Tx) sessionDropped(id string) {
-	if t.cache != nil {
+	switch {
+	case t.cache == nil:
+	case id == "":
+		t.cacheStale = true
+	default:
 		t.sessions[id] = nil
 	}
 }

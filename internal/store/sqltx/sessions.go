@@ -166,9 +166,6 @@ func (t *Tx) CreateConversation(c *parley.Conversation) error {
 func (t *Tx) UpdateConversation(c *parley.Conversation) error {
 	res, err := t.execTracked(`UPDATE conversations SET status = ?, handled_by = ?, assignee_id = ?, updated_at = ?,
 		resolved_at = ? WHERE id = ?`, c.Status, c.HandledBy, c.AssigneeID, ms(c.UpdatedAt), ms(c.ResolvedAt), c.ID)
-	if c.SessionID == "" && t.cache != nil {
-		t.cacheStale = true // whose conversation it is is unknown here
-	}
 	t.sessionDropped(c.SessionID)
 	if err != nil {
 		return t.wrap("update conversation", err, "conversation")
