@@ -126,8 +126,8 @@ func (t *Tx) sessionDropped(id string) {
 // untrackedWrite is the safety net: a statement that writes sessions or conversations other
 // than through the methods that keep the cache (which say so with tracked) makes every cached
 // session suspect.
-func (t *Tx) untrackedWrite(q string) {
-	if t.cache != nil && !t.tracked && (containsFold(q, "sessions") || containsFold(q, "conversations")) {
+func (t *Tx) untrackedWrite(sessionTables bool) {
+	if t.cache != nil && !t.tracked && sessionTables {
 		t.cacheStale = true
 	}
 }

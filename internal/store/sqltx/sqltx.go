@@ -128,11 +128,45 @@ func (t *Tx) Wrote() bool { return t.wrote }
 
 // writing notes that q may write. Every statement goes through here, so none is missed.
 func (t *Tx) writing(q string) error {
-	if isWrite(q) {
-		t.wrote = true
-		t.untrackedWrite(q)
-	}
+	t.note(classify(q))
 	return nil
+}
+
+// writingFixed is writing for a query whose text is one of a fixed few (the prepared ones,
+// which the SQLite writer also keeps per text), so its class can be remembered: classifying
+// every statement's text anew cost about 1.5% of the writer. Queries built from their
+// arguments must not come here, or the memory would grow with them.
+func (t *Tx) writingFixed(q string) error {
+	c, ok := classes.Load(q)
+	if !ok {
+		c, _ = classes.LoadOrStore(q, classify(q))
+	}
+	t.note(c.(stmtClass))
+	return nil
+}
+
+// classes holds the class of each constant query.
+var classes sync.Map // query -> stmtClass
+
+// stmtClass is what the transaction must know of a statement before running it.
+type stmtClass struct {
+	write bool // it may write
+	// it names the sessions or conversations table (see untrackedWrite)
+	sessionTables bool
+}
+
+func classify(q string) stmtClass {
+	if !isWrite(q) {
+		return stmtClass{}
+	}
+	return stmtClass{write: true, sessionTables: containsFold(q, "sessions") || containsFold(q, "conversations")}
+}
+
+func (t *Tx) note(c stmtClass) {
+	if c.write {
+		t.wrote = true
+		t.untrackedWrite(c.sessionTables)
+	}
 }
 
 func isWrite(q string) bool {
@@ -165,7 +199,7 @@ func (t *Tx) execShaped(q string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
-	if err := t.writing(q); err != nil {
+	if err := t.writingFixed(q); err != nil {
 		return nil, err
 	}
 	if t.prepare != nil {
@@ -179,7 +213,7 @@ func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
-	if err := t.writing(q); err != nil {
+	if err := t.writingFixed(q); err != nil {
 		return nil, err
 	}
 	if t.prepare != nil {
@@ -193,7 +227,7 @@ func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 }
 
 func (t *Tx) queryRow(q string, args ...any) *sql.Row {
-	if err := t.writing(q); err != nil {
+	if err := t.writingFixed(q); err != nil {
 		// A *sql.Row cannot carry an error of ours; the statement is refused by running it on
 		// a cancelled context, whose error Scan reports.
 		ctx, cancel := context.WithCancelCause(t.ctx)
