@@ -175,15 +175,11 @@ func (e *Engine) PostUserMessage(tx store.Tx, in *parley.Integration, sessionID 
 	if toDesk {
 		m.DeliveredAt = now
 	}
-	if err := tx.InsertMessage(m); err != nil {
-		return nil, err
-	}
-	switch {
-	case c.HandledBy == parley.HandledByBrain:
+	if c.HandledBy == parley.HandledByBrain {
 		s.JobSeq++
-		err = tx.InsertJob(&parley.BrainJob{IntegrationID: in.ID, SessionID: s.ID, SessionSeq: s.JobSeq,
-			Partition: s.Partition, ConversationID: c.ID, MessageID: m.ID, ConversationStart: start, CreatedAt: now})
-	case toDesk:
+		err = tx.InsertMessageWithJob(m, &parley.BrainJob{IntegrationID: in.ID, SessionSeq: s.JobSeq,
+			Partition: s.Partition, ConversationStart: start})
+	} else if err = tx.InsertMessage(m); err == nil && toDesk {
 		err = emit(tx, in, s, parley.EventDelivered, now, parley.EventFields{MessageIDs: []string{m.ID}})
 	}
 	if err != nil {

@@ -190,7 +190,9 @@ func rowCounts(t testing.TB, srv *apptest.Server, integrationID string) map[stri
 	counts := map[string]int{}
 	for table, where := range map[string]string{
 		"sessions": byIntegration, "conversations": byIntegration, "messages": bySession,
-		"outbox": byIntegration, "brain_jobs": byIntegration, "idempotency_keys": byIntegration,
+		"outbox": byIntegration, "idempotency_keys": byIntegration,
+		// Brain jobs live in their messages' rows.
+		"messages AS jobs": "job_seq > 0 AND " + bySession,
 	} {
 		var n int
 		if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM "+table+" WHERE "+where, integrationID).Scan(&n); err != nil {

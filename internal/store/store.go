@@ -195,6 +195,11 @@ type Tx interface {
 
 	// InsertMessage stores a message and sets its Seq.
 	InsertMessage(m *parley.Message) error
+	// InsertMessageWithJob stores a user's message with the brain's work on it: a job, pending
+	// until DeleteJob, whose Seq is the message's. It sets m.Seq and the job's Seq, SessionID,
+	// ConversationID, MessageID and CreatedAt from m; the job's IntegrationID and Partition
+	// must be its session's, which is where PendingJobs reads them.
+	InsertMessageWithJob(m *parley.Message, job *parley.BrainJob) error
 	// MarkMessages records a receipt (parley.ReceiptRead or ReceiptDelivered) at `at` on the
 	// messages of a session by the given authors that have none yet: those named by ids, and
 	// all created at or before until when until is not zero. Read implies delivered. It
@@ -212,7 +217,7 @@ type Tx interface {
 	// DeleteDeliveredEvents removes up to limit events delivered before `before`.
 	DeleteDeliveredEvents(before time.Time, limit int) (int, error)
 
-	InsertJob(j *parley.BrainJob) error
+	// DeleteJob ends a brain job, answered or dropped; its message stays.
 	DeleteJob(seq int64) error
 
 	// Heartbeat records that a node (one parley process) is alive at now.

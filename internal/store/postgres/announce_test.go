@@ -25,7 +25,7 @@ func TestAnnouncementsAfterCommit(t *testing.T) {
 	})
 	newJob := func() *parley.BrainJob {
 		return &parley.BrainJob{IntegrationID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
-			MessageID: parley.NewID()}
+			SessionSeq: 1}
 	}
 	// b starts listening in the background: commit probes until it hears one. (A probe heard
 	// late is not among the commits wanted below.)
@@ -35,7 +35,7 @@ func TestAnnouncementsAfterCommit(t *testing.T) {
 			t.Fatal("b never heard of a's commits")
 		}
 		j := newJob()
-		if err := a.Update(t.Context(), func(tx store.Tx) error { return tx.InsertJob(j) }); err != nil {
+		if err := a.Update(t.Context(), func(tx store.Tx) error { return insertJob(tx, j) }); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -50,7 +50,7 @@ func TestAnnouncementsAfterCommit(t *testing.T) {
 	for range n {
 		j := newJob()
 		want[j.SessionID] = true
-		go func() { done <- a.Update(t.Context(), func(tx store.Tx) error { return tx.InsertJob(j) }) }()
+		go func() { done <- a.Update(t.Context(), func(tx store.Tx) error { return insertJob(tx, j) }) }()
 	}
 	for range n {
 		if err := <-done; err != nil {

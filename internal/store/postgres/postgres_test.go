@@ -13,6 +13,7 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/store/postgres"
+	"github.com/parleyhq/parley/internal/store/sqltx"
 	"github.com/parleyhq/parley/internal/store/storetest"
 	"github.com/parleyhq/parley/internal/testenv"
 )
@@ -158,8 +159,8 @@ func TestRescan(t *testing.T) {
 		t.Helper()
 		for range 500 {
 			j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
-				MessageID: parley.NewID()}
-			if err := a.Update(t.Context(), func(tx store.Tx) error { return tx.InsertJob(j) }); err != nil {
+				SessionSeq: 1}
+			if err := a.Update(t.Context(), func(tx store.Tx) error { return insertJob(tx, j) }); err != nil {
 				t.Fatal(err)
 			}
 			heard := func(c *store.Change) bool {
@@ -196,4 +197,27 @@ func TestRescan(t *testing.T) {
 		}
 	}
 	hears("after reconnecting")
+}
+
+// insertJob commits a brain job with the user message it lives in, for the job's session and
+// conversation: a commit other stores hear of.
+func insertJob(tx store.Tx, j *parley.BrainJob) error {
+	m := &parley.Message{ID: parley.NewID(), SessionID: j.SessionID, ConversationID: j.ConversationID,
+		Author: parley.AuthorUser}
+	return tx.InsertMessageWithJob(m, j)
+}
+
+// TestJobsUpgrade migrates a database a parley of schema 4 left with brain work waiting.
+func TestJobsUpgrade(t *testing.T) {
+	t.Parallel()
+	u := testenv.PostgresSchema(t)
+	ms, err := postgres.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, u)
+	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "postgres", Numbered: true}, ms[:4], nil); err != nil {
+		t.Fatal(err)
+	}
+	storetest.JobsUpgrade(t, db, func() store.Store { return openURL(t, u, true) })
 }

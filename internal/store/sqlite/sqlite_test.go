@@ -13,6 +13,7 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/store/sqlite"
+	"github.com/parleyhq/parley/internal/store/sqltx"
 	"github.com/parleyhq/parley/internal/store/storetest"
 )
 
@@ -179,4 +180,19 @@ func TestCloseWhileUpdating(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d updates committed before Close", stored, n)
+}
+
+// TestJobsUpgrade migrates a database a parley of schema 4 left with brain work waiting.
+func TestJobsUpgrade(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ms, err := sqlite.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "sqlite"}, ms[:4], nil); err != nil {
+		t.Fatal(err)
+	}
+	storetest.JobsUpgrade(t, db, func() store.Store { return openPath(t, path, true) })
 }

@@ -11,7 +11,23 @@ import (
 const messageColumns = `seq, id, session_id, conversation_id, author, agent, text, attachments, responses,
 	created_at, delivered_at, read_at`
 
-func (t *Tx) InsertMessage(m *parley.Message) error {
+func (t *Tx) InsertMessage(m *parley.Message) error { return t.insertMessage(m, nil) }
+
+// InsertMessageWithJob stores the job in its message's row (job_seq and job_start), which is
+// what makes a user's message cost one insert: see migration 005.
+func (t *Tx) InsertMessageWithJob(m *parley.Message, j *parley.BrainJob) error {
+	if j.SessionSeq <= 0 {
+		return fmt.Errorf("store: brain job of message %s has session seq %d, want > 0", m.ID, j.SessionSeq)
+	}
+	if err := t.insertMessage(m, j); err != nil {
+		return err
+	}
+	j.Seq, j.SessionID, j.ConversationID, j.MessageID, j.CreatedAt = m.Seq, m.SessionID, m.ConversationID, m.ID, m.CreatedAt
+	t.change.Jobs = append(t.change.Jobs, j)
+	return nil
+}
+
+func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob) error {
 	var agent, attachments []byte
 	var err error
 	if m.Agent != nil {
@@ -24,10 +40,15 @@ func (t *Tx) InsertMessage(m *parley.Message) error {
 			return fmt.Errorf("store: encoding attachments: %w", err)
 		}
 	}
+	var jobSeq int64
+	var jobStart bool
+	if j != nil {
+		jobSeq, jobStart = j.SessionSeq, j.ConversationStart
+	}
 	m.Seq, err = t.insert(`INSERT INTO messages (id, session_id, conversation_id, author, agent, text, attachments,
-		responses, created_at, delivered_at, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		responses, created_at, delivered_at, read_at, job_seq, job_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.SessionID, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
-		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt))
+		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt), jobSeq, boolInt(jobStart))
 	if err == nil {
 		t.touch(m.SessionID, m.ConversationID)
 	}

@@ -116,10 +116,12 @@ func (t *Tx) PendingEvents(sessionID string) ([]*parley.Event, error) {
 }
 
 func (t *Tx) PendingEventSessions(partitions []int, limit int) ([]string, error) {
-	return t.pendingSessions("outbox", `state = 'pending' AND `, partitions, limit)
+	return t.pendingSessions("outbox", "session_id", `state = 'pending' AND `, partitions, limit)
 }
 
-func (t *Tx) pendingSessions(table, cond string, partitions []int, limit int) ([]string, error) {
+// pendingSessions lists the distinct sessions (column session) of from whose rows meet cond
+// and lie in the partitions; cond ends where "partition IN (...)" follows.
+func (t *Tx) pendingSessions(from, session, cond string, partitions []int, limit int) ([]string, error) {
 	if len(partitions) == 0 {
 		return nil, nil
 	}
@@ -128,7 +130,7 @@ func (t *Tx) pendingSessions(table, cond string, partitions []int, limit int) ([
 		args = append(args, p)
 	}
 	args = append(args, limit)
-	rows, err := t.queryShaped(`SELECT DISTINCT session_id FROM `+table+` WHERE `+cond+
+	rows, err := t.queryShaped(`SELECT DISTINCT `+session+` FROM `+from+` WHERE `+cond+
 		`partition IN (`+in(len(partitions))+`) LIMIT ?`, args...)
 	if err != nil {
 		return nil, t.wrap("pending sessions", err, "session")
@@ -155,21 +157,11 @@ func scanEvent(r scanner) (*parley.Event, error) {
 	return &e, nil
 }
 
-func (t *Tx) InsertJob(j *parley.BrainJob) error {
-	var err error
-	j.Seq, err = t.insert(`INSERT INTO brain_jobs (integration_id, session_id, session_seq, partition, conversation_id,
-		message_id, conversation_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.IntegrationID, j.SessionID, j.SessionSeq, j.Partition, j.ConversationID, j.MessageID,
-		boolInt(j.ConversationStart), ms(j.CreatedAt))
-	if err != nil {
-		return t.wrap("insert brain job", err, "brain job")
-	}
-	t.change.Jobs = append(t.change.Jobs, j)
-	return nil
-}
+// A brain job lives in its message's row while job_seq > 0 (see InsertMessageWithJob); the
+// session gives it its integration and partition.
 
 func (t *Tx) DeleteJob(seq int64) error {
-	res, err := t.exec(`DELETE FROM brain_jobs WHERE seq = ?`, seq)
+	res, err := t.exec(`UPDATE messages SET job_seq = 0 WHERE seq = ? AND job_seq > 0`, seq)
 	if err != nil {
 		return t.wrap("delete brain job", err, "brain job")
 	}
@@ -177,8 +169,9 @@ func (t *Tx) DeleteJob(seq int64) error {
 }
 
 func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
-	rows, err := t.query(`SELECT seq, integration_id, session_id, session_seq, partition, conversation_id,
-		message_id, conversation_start, created_at FROM brain_jobs WHERE session_id = ? ORDER BY session_seq`, sessionID)
+	rows, err := t.query(`SELECT m.seq, s.integration_id, m.session_id, m.job_seq, s.partition, m.conversation_id,
+		m.id, m.job_start, m.created_at FROM messages m JOIN sessions s ON s.id = m.session_id
+		WHERE m.session_id = ? AND m.job_seq > 0 ORDER BY m.job_seq`, sessionID)
 	if err != nil {
 		return nil, t.wrap("pending brain jobs", err, "brain job")
 	}
@@ -193,7 +186,8 @@ func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
 }
 
 func (t *Tx) PendingJobSessions(partitions []int, limit int) ([]string, error) {
-	return t.pendingSessions("brain_jobs", "", partitions, limit)
+	return t.pendingSessions(`messages m JOIN sessions s ON s.id = m.session_id`, `m.session_id`,
+		`m.job_seq > 0 AND s.`, partitions, limit)
 }
 
 func (t *Tx) IdempotentResponse(integrationID, key string, since time.Time) (int, []byte, error) {

@@ -37,7 +37,7 @@ func testLockSessionSeesConversation(t *testing.T, h Harness) {
 					return err
 				}
 				sess.JobSeq++
-				if err := tx.InsertJob(jobOf(sess, newMessage(sess, parley.AuthorUser, "x", now), sess.JobSeq)); err != nil {
+				if err := tx.InsertMessageWithJob(newMessage(sess, parley.AuthorUser, "x", now), jobOf(sess, sess.JobSeq)); err != nil {
 					return err
 				}
 				return tx.UpdateSession(sess)

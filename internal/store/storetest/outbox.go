@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -285,26 +286,36 @@ func testDeleteDeliveredEvents(t *testing.T, h Harness) {
 	equal(t, "events left", got, []*parley.Event{pending, failed, atCutoff})
 }
 
-func jobOf(sess *parley.Session, m *parley.Message, seq int64) *parley.BrainJob {
-	return &parley.BrainJob{IntegrationID: sess.IntegrationID, SessionID: sess.ID, SessionSeq: seq, Partition: sess.Partition,
-		ConversationID: sess.ConversationID, MessageID: m.ID, CreatedAt: now.Add(time.Duration(seq) * time.Second)}
+// jobOf is the brain job a session's seq-th message for the brain carries, as the domain makes it.
+func jobOf(sess *parley.Session, seq int64) *parley.BrainJob {
+	return &parley.BrainJob{IntegrationID: sess.IntegrationID, SessionSeq: seq, Partition: sess.Partition}
 }
 
 func testJobs(t *testing.T, h Harness) {
 	f := setup(t, h)
 	other := createSession(t, f.s, f.in)
-	m := newMessage(f.sess, parley.AuthorUser, "hi", now)
-	j1, j2, j3 := jobOf(f.sess, m, 1), jobOf(f.sess, m, 2), jobOf(f.sess, m, 3)
+	msg := func(s *parley.Session, seq int64) *parley.Message {
+		return newMessage(s, parley.AuthorUser, fmt.Sprint(seq), now.Add(time.Duration(seq)*time.Second))
+	}
+	m1, m2, m3 := msg(f.sess, 1), msg(f.sess, 2), msg(f.sess, 3)
+	j1, j2, j3 := jobOf(f.sess, 1), jobOf(f.sess, 2), jobOf(f.sess, 3)
+	j1.ConversationStart = true
+	plain := newMessage(f.sess, parley.AuthorBrain, "not a job", now)
 	update(t, f.s, func(tx store.Tx) error {
-		for _, j := range []*parley.BrainJob{j3, j1, jobOf(other, m, 1), j2} {
-			if err := tx.InsertJob(j); err != nil {
-				return err
-			}
-		}
-		return nil
+		return firstErr(tx.InsertMessageWithJob(m3, j3), tx.InsertMessageWithJob(m1, j1), tx.InsertMessage(plain),
+			tx.InsertMessageWithJob(msg(other, 1), jobOf(other, 1)), tx.InsertMessageWithJob(m2, j2))
 	})
 	if j3.Seq <= 0 || j1.Seq <= j3.Seq || j2.Seq <= j1.Seq {
 		t.Errorf("Seqs %d, %d, %d: want ascending in insert order", j3.Seq, j1.Seq, j2.Seq)
+	}
+	for _, c := range []struct {
+		j *parley.BrainJob
+		m *parley.Message
+	}{{j1, m1}, {j2, m2}, {j3, m3}} {
+		want := parley.BrainJob{Seq: c.m.Seq, IntegrationID: f.in.ID, SessionID: f.sess.ID, SessionSeq: c.j.SessionSeq,
+			Partition: f.sess.Partition, ConversationID: f.sess.ConversationID, MessageID: c.m.ID,
+			ConversationStart: c.j == j1, CreatedAt: c.m.CreatedAt}
+		equal(t, "the job, from its message", *c.j, want)
 	}
 	pending := func() []*parley.BrainJob {
 		return read(t, f.s, func(tx store.ReadTx) ([]*parley.BrainJob, error) { return tx.PendingJobs(f.sess.ID) })
@@ -312,18 +323,43 @@ func testJobs(t *testing.T, h Harness) {
 	equal(t, "jobs in SessionSeq order", pending(), []*parley.BrainJob{j1, j2, j3})
 	update(t, f.s, func(tx store.Tx) error { return tx.DeleteJob(j1.Seq) })
 	equal(t, "jobs after delete", pending(), []*parley.BrainJob{j2, j3})
+	history := read(t, f.s, func(tx store.ReadTx) ([]*parley.Message, error) { return tx.Messages(f.sess.ID, 0, 10) })
+	equal(t, "messages after delete", ids(history, messageID), []string{m3.ID, m1.ID, plain.ID, m2.ID})
 	err := f.s.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteJob(j1.Seq) })
 	wantCode(t, "deleting a deleted job", err, parley.ENotFound)
+	err = f.s.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteJob(plain.Seq) })
+	wantCode(t, "deleting a message that was never a job", err, parley.ENotFound)
+	err = f.s.Update(t.Context(), func(tx store.Tx) error {
+		return tx.InsertMessageWithJob(msg(f.sess, 4), &parley.BrainJob{IntegrationID: f.in.ID, Partition: f.sess.Partition})
+	})
+	if err == nil {
+		t.Error("a job with no SessionSeq was stored")
+	}
+	equal(t, "jobs after the refused one", pending(), []*parley.BrainJob{j2, j3})
 }
 
 func testPendingJobSessions(t *testing.T, h Harness) {
 	s := h.Open(t)
-	names := sessionsByPartition(t, s, func(tx store.Tx, session string, partition int, seq int64, pending bool) error {
-		if !pending {
-			return nil // a job is pending until deleted
+	in := createIntegration(t, s)
+	made := map[string]*parley.Session{}
+	names := sessionsByPartition(t, s, func(tx store.Tx, id string, partition int, seq int64, pending bool) error {
+		sess := made[id]
+		if sess == nil {
+			sess = newSession(in)
+			sess.ID, sess.Partition, sess.Conversation.SessionID = id, partition, id
+			if err := insertSession(tx, sess); err != nil {
+				return err
+			}
+			made[id] = sess
 		}
-		return tx.InsertJob(&parley.BrainJob{IntegrationID: parley.NewID(), SessionID: session, SessionSeq: seq,
-			Partition: partition, ConversationID: parley.NewID(), MessageID: parley.NewID(), CreatedAt: now})
+		j := jobOf(sess, seq)
+		if err := tx.InsertMessageWithJob(newMessage(sess, parley.AuthorUser, "hi", now), j); err != nil {
+			return err
+		}
+		if !pending {
+			return tx.DeleteJob(j.Seq) // answered: its message stays, the work does not
+		}
+		return nil
 	})
 	checkPendingSessions(t, s, names, func(tx store.ReadTx, partitions []int, limit int) ([]string, error) {
 		return tx.PendingJobSessions(partitions, limit)

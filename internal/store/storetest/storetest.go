@@ -348,15 +348,17 @@ func (r *recorder) waitFor(t *testing.T, what string, ok func([]*store.Change) b
 // never announced.
 func (r *recorder) barrier(t *testing.T, s store.Store) []*store.Change {
 	t.Helper()
-	j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionID: parley.NewID(), SessionSeq: 1,
-		ConversationID: parley.NewID(), MessageID: parley.NewID(), CreatedAt: now}
-	update(t, s, func(tx store.Tx) error { return tx.InsertJob(j) })
+	j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionSeq: 1}
+	m := &parley.Message{ID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
+		Author: parley.AuthorUser, CreatedAt: now}
+	update(t, s, func(tx store.Tx) error { return tx.InsertMessageWithJob(m, j) })
 	hasJob := func(c *store.Change) bool {
 		return slices.ContainsFunc(c.Jobs, func(got *parley.BrainJob) bool { return got.MessageID == j.MessageID })
 	}
 	cs := r.waitFor(t, "the barrier job", func(cs []*store.Change) bool { return slices.ContainsFunc(cs, hasJob) })
 	i := slices.IndexFunc(cs, hasJob)
-	if c := cs[i]; len(c.Jobs) != 1 || len(c.Events) != 0 || len(c.Conversations) != 0 {
+	// A job comes with its message, which touches its conversation.
+	if c := cs[i]; len(c.Jobs) != 1 || len(c.Events) != 0 || len(c.Conversations) != 1 || c.Conversations[0].SessionID != m.SessionID {
 		t.Errorf("the barrier's change holds more than the barrier: %s", dump(c))
 	}
 	from := r.from

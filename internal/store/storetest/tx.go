@@ -49,7 +49,7 @@ func testUpdateRollback(t *testing.T, h Harness) {
 			sess := newSession(in)
 			m := newMessage(f.sess, parley.AuthorUser, "never", now)
 			e := eventIn(f.in.ID, f.sess.ID, f.sess.Partition, 1)
-			j := jobOf(f.sess, m, 1)
+			j := jobOf(f.sess, 1)
 			c := *f.sess.Conversation
 			c.HandledBy = parley.HandledByQueue
 			// SQLite turns a panic into an error; were a store to let it through, it must still
@@ -64,7 +64,7 @@ func testUpdateRollback(t *testing.T, h Harness) {
 				err = f.s.Update(t.Context(), func(tx store.Tx) error {
 					for _, err := range []error{
 						tx.CreateIntegration(in), tx.CreateAPIKey(key), insertSession(tx, sess),
-						tx.InsertMessage(m), tx.InsertEvent(e), tx.InsertJob(j),
+						tx.InsertMessageWithJob(m, j), tx.InsertEvent(e),
 						tx.SetSessionContext(f.sess.ID, []byte(`{"changed":true}`)), tx.UpdateConversation(&c),
 						tx.SaveIdempotentResponse(f.in.ID, "k", 200, []byte("x"), now, now.Add(-time.Hour)),
 					} {
@@ -159,12 +159,12 @@ func testConcurrentUpdates(t *testing.T, h Harness) {
 	for i := range n {
 		o := &op{m: newMessage(f.sess, parley.AuthorUser, fmt.Sprint(i), now)}
 		o.e = eventIn(f.in.ID, f.sess.ID, f.sess.Partition, int64(i+1))
-		o.j = jobOf(f.sess, o.m, int64(i+1))
+		o.j = jobOf(f.sess, int64(i+1))
 		ops[i] = o
 		wg.Go(func() {
 			<-start
 			o.err = f.s.Update(t.Context(), func(tx store.Tx) error {
-				for _, err := range []error{tx.InsertMessage(o.m), tx.InsertEvent(o.e), tx.InsertJob(o.j)} {
+				for _, err := range []error{tx.InsertMessageWithJob(o.m, o.j), tx.InsertEvent(o.e)} {
 					if err != nil {
 						return err
 					}
@@ -254,10 +254,10 @@ func testWatch(t *testing.T, h Harness) {
 	sess := newSession(f.in)
 	m1, m2 := newMessage(f.sess, parley.AuthorUser, "one", now), newMessage(sess, parley.AuthorUser, "two", now)
 	e1, e2 := newEvent(f.in, f.sess), newEvent(f.in, sess)
-	j := jobOf(f.sess, m1, 1)
+	j := jobOf(f.sess, 1)
 	update(t, f.s, func(tx store.Tx) error {
-		return firstErr(insertSession(tx, sess), tx.InsertMessage(m1), tx.InsertMessage(m2), tx.InsertEvent(e1),
-			tx.InsertEvent(e2), tx.InsertJob(j))
+		return firstErr(insertSession(tx, sess), tx.InsertMessageWithJob(m1, j), tx.InsertMessage(m2), tx.InsertEvent(e1),
+			tx.InsertEvent(e2))
 	})
 	// Receipts and a conversation update touch their conversation, once.
 	c := *f.sess.Conversation
@@ -267,7 +267,7 @@ func testWatch(t *testing.T, h Harness) {
 		return firstErr(err, tx.UpdateConversation(&c))
 	})
 	// Marking nothing, or updating a missing conversation, touches nothing.
-	j2 := jobOf(f.sess, m1, 2)
+	e3 := newEvent(f.in, f.sess)
 	update(t, f.s, func(tx store.Tx) error {
 		_, err := tx.MarkMessages(f.sess.ID, parley.ReceiptRead, []string{parley.AuthorBrain}, []string{sent.ID}, time.Time{}, now)
 		ghost := *f.sess.Conversation
@@ -275,7 +275,7 @@ func testWatch(t *testing.T, h Harness) {
 		if err := tx.UpdateConversation(&ghost); !parley.IsCode(err, parley.ENotFound) {
 			return fmt.Errorf("updating a missing conversation: %v", err)
 		}
-		return firstErr(err, tx.InsertJob(j2))
+		return firstErr(err, tx.InsertEvent(e3))
 	})
 
 	ref := func(s *parley.Session) store.ConversationRef {
@@ -284,7 +284,7 @@ func testWatch(t *testing.T, h Harness) {
 	want := []*store.Change{
 		{Events: []*parley.Event{e1, e2}, Jobs: []*parley.BrainJob{j}, Conversations: []store.ConversationRef{ref(sess), ref(f.sess)}},
 		{Conversations: []store.ConversationRef{ref(f.sess)}},
-		{Jobs: []*parley.BrainJob{j2}},
+		{Events: []*parley.Event{e3}},
 	}
 	got := r1.barrier(t, f.s)
 	equal(t, "changes seen", got, want)
@@ -332,8 +332,8 @@ func testWatchRemote(t *testing.T, h Harness) {
 	}
 	m := newMessage(sess, parley.AuthorUser, "hi", now)
 	e := newEvent(in, sess)
-	j := jobOf(sess, m, 1)
-	update(t, a, func(tx store.Tx) error { return firstErr(tx.InsertMessage(m), tx.InsertEvent(e), tx.InsertJob(j)) })
+	j := jobOf(sess, 1)
+	update(t, a, func(tx store.Tx) error { return firstErr(tx.InsertMessageWithJob(m, j), tx.InsertEvent(e)) })
 	cs := rb.waitFor(t, "the remote commit", func(cs []*store.Change) bool { return len(since(cs)) > 0 })
 	want := &store.Change{
 		Events:        []*parley.Event{{Partition: sess.Partition, SessionID: sess.ID, SessionSeq: e.SessionSeq}},
@@ -386,9 +386,10 @@ func waitListening(t *testing.T, a store.Store, r *recorder) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
-			MessageID: parley.NewID(), CreatedAt: now}
-		update(t, a, func(tx store.Tx) error { return tx.InsertJob(j) })
+		j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionSeq: 1}
+		m := &parley.Message{ID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
+			Author: parley.AuthorUser, CreatedAt: now}
+		update(t, a, func(tx store.Tx) error { return tx.InsertMessageWithJob(m, j) })
 		heard := func(c *store.Change) bool { return c.Remote && len(c.Jobs) == 1 && c.Jobs[0].SessionID == j.SessionID }
 		wait := time.After(50 * time.Millisecond)
 	probe:
