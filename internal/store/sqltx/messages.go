@@ -23,6 +23,9 @@ func (t *Tx) InsertMessageWithJob(m *parley.Message, j *parley.BrainJob) error {
 		return err
 	}
 	j.Seq, j.SessionID, j.ConversationID, j.MessageID, j.CreatedAt = m.Seq, m.SessionID, m.ConversationID, m.ID, m.CreatedAt
+	stored := *m // the caller's copy is the caller's to change; times as read back
+	stored.CreatedAt, stored.DeliveredAt, stored.ReadAt = fromMS(ms(m.CreatedAt)), fromMS(ms(m.DeliveredAt)), fromMS(ms(m.ReadAt))
+	j.Message = &stored
 	t.change.Jobs = append(t.change.Jobs, j)
 	return nil
 }

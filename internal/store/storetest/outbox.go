@@ -300,6 +300,7 @@ func testJobs(t *testing.T, h Harness) {
 	m1, m2, m3 := msg(f.sess, 1), msg(f.sess, 2), msg(f.sess, 3)
 	j1, j2, j3 := jobOf(f.sess, 1), jobOf(f.sess, 2), jobOf(f.sess, 3)
 	j1.ConversationStart = true
+	m2.Attachments = []parley.Attachment{{Type: "image", MimeType: "image/png", URL: "https://example.com/a.png", Title: "ä <b>"}}
 	plain := newMessage(f.sess, parley.AuthorBrain, "not a job", now)
 	update(t, f.s, func(tx store.Tx) error {
 		return firstErr(tx.InsertMessageWithJob(m3, j3), tx.InsertMessageWithJob(m1, j1), tx.InsertMessage(plain),
@@ -312,6 +313,10 @@ func testJobs(t *testing.T, h Harness) {
 		j *parley.BrainJob
 		m *parley.Message
 	}{{j1, m1}, {j2, m2}, {j3, m3}} {
+		// The job holds its message as the database does, for the worker not to read it back.
+		stored := read(t, f.s, func(tx store.ReadTx) (*parley.Message, error) { return tx.Message(f.sess.ID, c.m.ID) })
+		equal(t, "the job's message", c.j.Message, stored)
+		c.j.Message = nil // jobs read from the database have none
 		want := parley.BrainJob{Seq: c.m.Seq, IntegrationID: f.in.ID, SessionID: f.sess.ID, SessionSeq: c.j.SessionSeq,
 			Partition: f.sess.Partition, ConversationID: f.sess.ConversationID, MessageID: c.m.ID,
 			ConversationStart: c.j == j1, CreatedAt: c.m.CreatedAt}
