@@ -80,6 +80,15 @@ type Output struct {
 	Responses json.RawMessage `json:"responses"`
 }
 
+// eventFieldsSize is about how many bytes f takes in a body, so the body is allocated once.
+func eventFieldsSize(f *EventFields) int {
+	n := 40 * len(f.MessageIDs)
+	if f.Output != nil {
+		n += len(f.Output.Responses)
+	}
+	return n
+}
+
 // eventBody is the wire shape: the base fields in the documented order, then the event's own.
 type eventBody struct {
 	EventType         string          `json:"event_type"`
@@ -109,7 +118,7 @@ func NewEvent(in *Integration, s *Session, eventType string, at time.Time, f Eve
 		State:         DeliveryPending,
 		NextAttemptAt: at,
 	}
-	body, err := Marshal(eventBody{
+	body := &eventBody{
 		EventType:         eventType,
 		RequestID:         e.ID,
 		SessionID:         s.ID,
@@ -119,11 +128,9 @@ func NewEvent(in *Integration, s *Session, eventType string, at time.Time, f Eve
 		Context:           s.Context,
 		Timestamp:         at.UnixMilli(),
 		EventFields:       f,
-	})
-	if err != nil {
-		// Every field is a plain value or JSON parley produced itself; failing here is a bug.
-		panic("parley: encoding event body: " + err.Error())
 	}
-	e.Body = body
+	// Every field is a plain value or JSON parley produced itself (valid and compact), which
+	// appendEventBody relies on.
+	e.Body = appendEventBody(make([]byte, 0, 384+len(s.Context)+eventFieldsSize(&f)), body)
 	return e
 }
