@@ -1,7 +1,17 @@
 package sqltx
 
+import "time"
+
 // ExecShaped lets tests run a statement the session cache does not know.
 func (t *Tx) ExecShaped(q string, args ...any) error {
 	_, err := t.execShaped(q, args...)
 	return err
+}
+
+// SetExclusiveWait sets how long an exclusive migration waits for other processes to stop,
+// and returns a function that puts it back.
+func SetExclusiveWait(d time.Duration) (restore func()) {
+	old := exclusiveWait
+	exclusiveWait = d
+	return func() { exclusiveWait = old }
 }

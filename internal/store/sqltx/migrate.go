@@ -16,7 +16,15 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Exclusive marks a migration older processes cannot live through: it drops or changes
+	// what their code uses. Its file says so on a line of its own, "-- parley:exclusive". It
+	// runs only once no process holds a partition lease, that is once every parley process of
+	// an older version has stopped (see waitAlone).
+	Exclusive bool
 }
+
+// exclusiveMarker is the line that makes a migration Exclusive.
+const exclusiveMarker = "-- parley:exclusive"
 
 // LoadMigrations reads the files dir/NNN_name.sql of fsys, in order. Numbers must run 1, 2, 3,
 // ... without gaps, so two branches that both add migration 4 cannot both land unnoticed.
@@ -40,7 +48,8 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
+		exclusive := slices.Contains(strings.Split(string(b), "\n"), exclusiveMarker)
+		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b), Exclusive: exclusive})
 	}
 	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
 	for i, m := range ms {
@@ -71,11 +80,49 @@ func Migrate(ctx context.Context, db *sql.DB, d *Dialect, ms []Migration, lock f
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
+		if m.Exclusive {
+			if err := waitAlone(ctx, db, d, m); err != nil {
+				return err
+			}
+		}
 		if err := locked(ctx, db, lock, func(tx *sql.Tx) error { return apply(ctx, tx, d, m) }); err != nil {
 			return err
 		}
 	}
 	return CheckSchema(ctx, db, ms)
+}
+
+// exclusiveWait is how long waitAlone waits for leases to end: a killed process's leases lapse
+// within the lease TTL (5 s), a stopped one's at once.
+var exclusiveWait = 12 * time.Second
+
+// waitAlone returns once no process holds a partition lease, unless m is applied already, and
+// fails if leases are still held after exclusiveWait. Every serving parley process holds leases,
+// and a new one takes them only after migrating, so live leases mean processes of an older
+// version, which m would break. It waits outside any transaction: on SQLite a write lock held
+// here would stop those processes renewing their leases, and so hide them.
+func waitAlone(ctx context.Context, db *sql.DB, d *Dialect, m Migration) error {
+	deadline := time.Now().Add(exclusiveWait)
+	for {
+		var applied, live int
+		err := db.QueryRowContext(ctx, d.rebind(`SELECT (SELECT COUNT(*) FROM schema_migrations WHERE version = ?),
+			(SELECT COUNT(*) FROM partitions WHERE owner <> '' AND lease_until >= ?)`), m.Version, time.Now().UnixMilli()).Scan(&applied, &live)
+		switch {
+		case err != nil:
+			return fmt.Errorf("migration %s: looking for running processes: %w", m.Name, err)
+		case applied > 0 || live == 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("migration %s changes tables that running parley processes of an older version use, "+
+				"and %d partition leases are held: stop every parley process using this database, then start this "+
+				"version or run `parley migrate`", m.Name, live)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // locked runs fn in a transaction that first takes lock, when there is one, and commits.

@@ -3,6 +3,9 @@
 -- dropped, when job_seq returns to 0. One insert per user message instead of two, and the
 -- partial index holds only what waits. Measured: a quarter of the writer's work per message
 -- was the brain_jobs row and its index.
+--
+-- Older processes insert into brain_jobs, which this drops: it waits until none runs.
+-- parley:exclusive
 ALTER TABLE messages ADD COLUMN job_seq INTEGER NOT NULL DEFAULT 0;
 -- Whether the message opened its conversation (the dialog engine greets).
 ALTER TABLE messages ADD COLUMN job_start INTEGER NOT NULL DEFAULT 0;
