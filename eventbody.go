@@ -14,19 +14,19 @@ import (
 // compact, as everything parley encodes with Marshal is. Marshal would compact it again.
 func appendEventBody(dst []byte, b *eventBody) []byte {
 	dst = append(dst, `{"event_type":`...)
-	dst = appendString(dst, b.EventType)
+	dst = AppendJSONString(dst, b.EventType)
 	dst = append(dst, `,"request_id":`...)
-	dst = appendString(dst, b.RequestID)
+	dst = AppendJSONString(dst, b.RequestID)
 	dst = append(dst, `,"session_id":`...)
-	dst = appendString(dst, b.SessionID)
+	dst = AppendJSONString(dst, b.SessionID)
 	if b.ExternalSessionID != "" {
 		dst = append(dst, `,"external_session_id":`...)
-		dst = appendString(dst, b.ExternalSessionID)
+		dst = AppendJSONString(dst, b.ExternalSessionID)
 	}
 	dst = append(dst, `,"integration_id":`...)
-	dst = appendString(dst, b.IntegrationID)
+	dst = AppendJSONString(dst, b.IntegrationID)
 	dst = append(dst, `,"desk_id":`...)
-	dst = appendString(dst, b.DeskID)
+	dst = AppendJSONString(dst, b.DeskID)
 	dst = append(dst, `,"context":`...)
 	dst = appendRaw(dst, b.Context)
 	dst = append(dst, `,"timestamp":`...)
@@ -34,16 +34,16 @@ func appendEventBody(dst []byte, b *eventBody) []byte {
 	f := &b.EventFields
 	if f.MessageID != "" {
 		dst = append(dst, `,"message_id":`...)
-		dst = appendString(dst, f.MessageID)
+		dst = AppendJSONString(dst, f.MessageID)
 	}
 	if a := f.Agent; a != nil {
 		dst = append(dst, `,"agent":{"agent_id":`...)
-		dst = appendString(dst, a.ID)
+		dst = AppendJSONString(dst, a.ID)
 		dst = append(dst, `,"agent_name":`...)
-		dst = appendString(dst, a.Name)
+		dst = AppendJSONString(dst, a.Name)
 		if a.Avatar != "" {
 			dst = append(dst, `,"agent_avatar":`...)
-			dst = appendString(dst, a.Avatar)
+			dst = AppendJSONString(dst, a.Avatar)
 		}
 		dst = append(dst, '}')
 	}
@@ -54,7 +54,7 @@ func appendEventBody(dst []byte, b *eventBody) []byte {
 	}
 	if f.Action != "" {
 		dst = append(dst, `,"action":`...)
-		dst = appendString(dst, f.Action)
+		dst = AppendJSONString(dst, f.Action)
 	}
 	if len(f.MessageIDs) > 0 {
 		dst = append(dst, `,"message_ids":[`...)
@@ -62,7 +62,7 @@ func appendEventBody(dst []byte, b *eventBody) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, id)
+			dst = AppendJSONString(dst, id)
 		}
 		dst = append(dst, ']')
 	}
@@ -71,7 +71,7 @@ func appendEventBody(dst []byte, b *eventBody) []byte {
 	} {
 		if kv.value != "" {
 			dst = append(dst, kv.key...)
-			dst = appendString(dst, kv.value)
+			dst = AppendJSONString(dst, kv.value)
 		}
 	}
 	return append(dst, '}')
@@ -85,10 +85,11 @@ func appendRaw(dst, raw []byte) []byte {
 	return append(dst, raw...)
 }
 
-// appendString appends s as a JSON string the way Marshal does (HTML characters left as they
-// are): quotes, backslashes and control characters escaped, invalid UTF-8 replaced by U+FFFD,
-// and U+2028 and U+2029 escaped, since JavaScript reads them as line ends.
-func appendString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string the way Marshal writes it (HTML characters left
+// as they are): quotes, backslashes and control characters escaped, invalid UTF-8 replaced by
+// U+FFFD, and U+2028 and U+2029 escaped, since JavaScript reads them as line ends. It is for
+// encoders written by hand where encoding/json costs too much, held to Marshal by tests.
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is still to be copied as it is
