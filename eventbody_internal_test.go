@@ -5,16 +5,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-)
 
-// oddStrings are strings whose JSON encoding has every special case: quotes, backslashes,
-// every control character, HTML characters (left as they are), invalid UTF-8, U+2028, U+2029,
-// DEL, and text beyond the Basic Multilingual Plane.
-var oddStrings = []string{
-	"", "plain", `say "hi" \ bye`, "<b>&amp;</b>", "\x00\x01\x08\x09\x0a\x0b\x0c\x0d\x1f\x7f",
-	"bad \xff\xfe utf-8 \xe2\x28\xa1", "line\u2028para\u2029end", "emoji 🙂 and ümlaut", "\xed\xa0\x80 surrogate",
-	strings.Repeat("é", 300),
-}
+	"github.com/parleyhq/parley/internal/jsontest"
+)
 
 // TestEventBodyAsMarshal holds appendEventBody to Marshal, which was the encoder of event bodies
 // before it and remains the definition of their bytes.
@@ -25,7 +18,7 @@ func TestEventBodyAsMarshal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bodies []eventBody
-	for _, s := range oddStrings {
+	for _, s := range jsontest.OddStrings {
 		bodies = append(bodies,
 			eventBody{EventType: s, RequestID: s, SessionID: s, ExternalSessionID: s, IntegrationID: s, DeskID: s,
 				Context: ctx, Timestamp: -1, EventFields: EventFields{MessageID: s, Agent: &AgentRef{ID: s, Name: s, Avatar: s},
@@ -47,7 +40,7 @@ func TestEventBodyAsMarshal(t *testing.T) {
 //
 // Seeds are in testdata/fuzz/FuzzEventBody; run with go test -fuzz=FuzzEventBody.
 func FuzzEventBody(f *testing.F) {
-	for _, s := range oddStrings {
+	for _, s := range jsontest.OddStrings {
 		f.Add(s, "x", `{"user":{"name":"`+s+`"}}`, `[{"type":"text","text":"`+s+`"}]`, int64(1700000000000), uint8(0xff))
 	}
 	f.Fuzz(func(t *testing.T, s1, s2, contextJSON, responsesJSON string, ts int64, present uint8) {

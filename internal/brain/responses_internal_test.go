@@ -2,16 +2,11 @@ package brain
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/jsontest"
 )
-
-var oddStrings = []string{
-	"", "plain", `say "hi" \ bye`, "<b>&amp;</b>", "\x00\x01\x08\x09\x0a\x0c\x0d\x1f\x7f",
-	"bad \xff\xfe utf-8", "line\u2028para\u2029end", "emoji 🙂 ümlaut", strings.Repeat("é", 100),
-}
 
 var responseTypes = []string{TypeText, TypeImage, TypeVideo, TypeAudio, TypeFile, TypeCarousel, TypeWebview,
 	TypeHandover, TypePause, "made-up", ""}
@@ -20,7 +15,7 @@ var responseTypes = []string{TypeText, TypeImage, TypeVideo, TypeAudio, TypeFile
 // which defines it, for every type and every escape case.
 func TestResponseJSON(t *testing.T) {
 	for _, typ := range responseTypes {
-		for _, s := range oddStrings {
+		for _, s := range jsontest.OddStrings {
 			for _, r := range []Response{
 				{Type: typ, Text: s, URL: s, Name: s, Label: s, Height: s, Size: int64(len(s)) - 3, Duration: len(s), ShowTyping: len(s)%2 == 0},
 				{Type: typ, Text: s, Options: []Option{{Label: s, Text: s}}, Cards: []Card{{Title: s, Buttons: []Button{{Type: ButtonURL, URL: s}}}}},
@@ -49,7 +44,7 @@ func TestResponseJSON(t *testing.T) {
 //
 // Seeds are in testdata/fuzz/FuzzResponseJSON; run with go test -fuzz=FuzzResponseJSON.
 func FuzzResponseJSON(f *testing.F) {
-	for i, s := range oddStrings {
+	for i, s := range jsontest.OddStrings {
 		f.Add(uint8(i), s, s+"x", int64(i), i)
 	}
 	f.Fuzz(func(t *testing.T, typ uint8, s1, s2 string, size int64, duration int) {
