@@ -296,19 +296,10 @@ func (w *Worker) requestFrom(tx store.ReadTx, job *parley.BrainJob, in *parley.I
 	if s == nil || !w.chat.BrainAnswers(s, job) {
 		return nil, nil
 	}
-	// The message as stored, from memory when this process stored it (reading it back was a
-	// tenth of the writer's time per answer).
-	var m *parley.Message
-	if job.Message != nil && job.Message.ID == job.MessageID {
-		c := *job.Message
-		m = &c
-	} else {
-		var err error
-		if m, err = tx.Message(s.ID, job.MessageID); err != nil {
-			return nil, err
-		}
+	m, err := jobMessage(tx, job)
+	if err != nil {
+		return nil, err
 	}
-	var err error
 	if m.Attachments, err = w.chat.OutboundAttachments(tx, m.Attachments); err != nil {
 		return nil, err
 	}
@@ -319,6 +310,17 @@ func (w *Worker) requestFrom(tx store.ReadTx, job *parley.BrainJob, in *parley.I
 	return &brain.Request{Integration: in, SessionID: s.ID, ExternalSessionID: s.ExternalSessionID,
 		ConversationID: s.ConversationID, Context: c, Message: m, ConversationStart: job.ConversationStart,
 		History: w.history(s.ID, s.ConversationID, m.Seq)}, nil
+}
+
+// jobMessage returns the job's message as stored: from memory when this process stored it
+// (reading it back was a tenth of the writer's time per answer), else from the database. The
+// copy is the caller's to change.
+func jobMessage(tx store.ReadTx, job *parley.BrainJob) (*parley.Message, error) {
+	if m := job.Message; m != nil && m.ID == job.MessageID {
+		c := *m
+		return &c, nil
+	}
+	return tx.Message(job.SessionID, job.MessageID)
 }
 
 // history reads the latest messages of the job's conversation up to the job's message, for
