@@ -87,8 +87,9 @@ type BrainJob struct {
 	// ConversationStart is set when the message opened its conversation (the brain greets).
 	ConversationStart bool
 	CreatedAt         time.Time
-	// Message is the job's message as it was stored, when this process stored it: the worker
-	// then need not read it back. It is not stored; nil when the job was read from the
-	// database or heard of from another process. Messages never change once stored.
+	// Message is the job's message as it was stored, when this process stored it and it is
+	// small (a few KiB): the worker then need not read it back. It is not stored; nil when the
+	// job was read from the database or heard of from another process. Messages never change
+	// once stored.
 	Message *Message
 }

@@ -34,7 +34,7 @@ func TestHandoverToAgents(t *testing.T) {
 		cid := conversationOf(t, in, sid)["id"].(string)
 		queued := func(c map[string]any) bool { return c["handled_by"] == "queue" }
 		for _, s := range []*stream{annStream, bobStream} {
-			e := s.wait("the handed-over conversation", time.Second, conversationEvent(cid, queued))
+			e := s.wait("the handed-over conversation", eventWait, conversationEvent(cid, queued))
 			if u := e.Data["user"].(map[string]any); u["name"] != "John Doe" || e.Data["integration_name"] != "Acme" || e.Data["unread"] != 1.0 {
 				t.Errorf("queued conversation event: %v", e.Data)
 			}
@@ -62,14 +62,14 @@ func TestHandoverToAgents(t *testing.T) {
 		if c["handled_by"] != "agent" || c["assignee"].(map[string]any)["agent_id"] != ann.ID {
 			t.Errorf("after join: %v", c)
 		}
-		bobStream.wait("Ann's join", time.Second, conversationEvent(cid, func(c map[string]any) bool { return c["handled_by"] == "agent" }))
+		bobStream.wait("Ann's join", eventWait, conversationEvent(cid, func(c map[string]any) bool { return c["handled_by"] == "agent" }))
 		m2 := in.Send(sid, "It was due yesterday")
-		annStream.wait("the user's message", time.Second, messageEvent(m2, nil))
+		annStream.wait("the user's message", eventWait, messageEvent(m2, nil))
 		sent := ann.call("POST", "/conversations/"+cid+"/messages", map[string]any{"input": map[string]any{"text": "Let me check, John."}}).
 			Expect(t, http.StatusCreated).JSON(t)["message"].(map[string]any)
-		bobStream.wait("Ann's message", time.Second, messageEvent(sent["id"].(string), nil))
+		bobStream.wait("Ann's message", eventWait, messageEvent(sent["id"].(string), nil))
 		ann.call("POST", "/conversations/"+cid+"/typing", map[string]any{"action": "start"}).Expect(t, http.StatusNoContent)
-		bobStream.wait("Ann typing", time.Second, func(e event) bool {
+		bobStream.wait("Ann typing", eventWait, func(e event) bool {
 			return e.Type == "typing" && e.Data["conversation_id"] == cid && e.Data["action"] == "start" &&
 				e.Data["agent"].(map[string]any)["agent_id"] == ann.ID
 		})
@@ -78,11 +78,11 @@ func TestHandoverToAgents(t *testing.T) {
 		if len(read) != 2 {
 			t.Errorf("read %v, want both user messages", read)
 		}
-		annStream.wait("the read receipt", time.Second, messageEvent(m2, func(m map[string]any) bool { return m["read_at"] != nil }))
+		annStream.wait("the read receipt", eventWait, messageEvent(m2, func(m map[string]any) bool { return m["read_at"] != nil }))
 
 		// The user's side receives the agent's message.
 		in.Call("POST", "/sessions/"+sid+"/messages/read", map[string]any{"message_ids": []string{sent["id"].(string)}}).Expect(t, http.StatusOK)
-		annStream.wait("the user's read receipt", time.Second, messageEvent(sent["id"].(string), func(m map[string]any) bool { return m["read_at"] != nil }))
+		annStream.wait("the user's read receipt", eventWait, messageEvent(sent["id"].(string), func(m map[string]any) bool { return m["read_at"] != nil }))
 
 		// Ann transfers to Bob, who resolves.
 		ann.call("POST", "/conversations/"+cid+"/transfer", map[string]any{"agent_id": bob.ID}).Expect(t, http.StatusOK)
@@ -93,7 +93,7 @@ func TestHandoverToAgents(t *testing.T) {
 		if c["status"] != "resolved" {
 			t.Errorf("after resolve: %v", c)
 		}
-		annStream.wait("the resolution", time.Second, conversationEvent(cid, func(c map[string]any) bool { return c["status"] == "resolved" }))
+		annStream.wait("the resolution", eventWait, conversationEvent(cid, func(c map[string]any) bool { return c["status"] == "resolved" }))
 		bob.call("POST", "/conversations/"+cid+"/resolve", nil).Expect(t, http.StatusOK) // again: nothing happens
 		bob.call("POST", "/conversations/"+cid+"/messages", map[string]any{"input": map[string]any{"text": "late"}}).
 			ExpectError(t, http.StatusConflict, parley.EConflict)
@@ -104,7 +104,7 @@ func TestHandoverToAgents(t *testing.T) {
 		if next["id"] == cid || next["handled_by"] != "brain" || next["status"] != "open" {
 			t.Errorf("after the next message: %v", next)
 		}
-		annStream.wait("the new conversation", time.Second, conversationEvent(next["id"].(string), func(c map[string]any) bool { return c["handled_by"] == "brain" }))
+		annStream.wait("the new conversation", eventWait, conversationEvent(next["id"].(string), func(c map[string]any) bool { return c["handled_by"] == "brain" }))
 
 		ds := sessionEvents(t, in, sid, 10)
 		want := []string{parley.EventDelivered, parley.EventMemberJoin, parley.EventDelivered, parley.EventAgentSend,

@@ -119,7 +119,7 @@ func (a *agent) openStream() *stream {
 	s := &stream{t: a.t, poke: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go s.read(resp)
 	a.t.Cleanup(s.close)
-	s.wait("ready", time.Second, func(e event) bool { return e.Type == "ready" })
+	s.wait("ready", eventWait, func(e event) bool { return e.Type == "ready" })
 	return s
 }
 
@@ -157,6 +157,10 @@ func (s *stream) read(resp *http.Response) {
 		}
 	}
 }
+
+// eventWait is how long a test waits for an event it expects. Events arrive in milliseconds; the
+// margin is for a machine busy with other test binaries, where a second was once not enough.
+const eventWait = 10 * time.Second
 
 // wait returns the first event since the stream opened that matches, or fails the test.
 func (s *stream) wait(what string, timeout time.Duration, match func(event) bool) event {

@@ -3,7 +3,6 @@ package console_test
 import (
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/app/apptest"
@@ -30,16 +29,16 @@ func TestStreamAcrossProcesses(t *testing.T) {
 	viaB("POST", "/sessions/"+sid+"/messages", map[string]any{"input": map[string]any{"text": "hello"}}).Expect(t, http.StatusAccepted)
 	viaB("POST", "/sessions/"+sid+"/handover", nil).Expect(t, http.StatusOK)
 	cid := conversationOf(t, in, sid)["id"].(string)
-	annOnA.wait("the handover made on B", 2*time.Second, conversationEvent(cid, func(c map[string]any) bool { return c["handled_by"] == "queue" }))
+	annOnA.wait("the handover made on B", eventWait, conversationEvent(cid, func(c map[string]any) bool { return c["handled_by"] == "queue" }))
 
 	bobOnB := bob.on(b)
 	bobOnB.call("POST", "/conversations/"+cid+"/join", nil).Expect(t, http.StatusOK)
-	annOnA.wait("Bob's join on B", 2*time.Second, conversationEvent(cid, func(c map[string]any) bool { return c["handled_by"] == "agent" }))
+	annOnA.wait("Bob's join on B", eventWait, conversationEvent(cid, func(c map[string]any) bool { return c["handled_by"] == "agent" }))
 	bobOnB.call("POST", "/conversations/"+cid+"/typing", map[string]any{"action": "start"}).Expect(t, http.StatusNoContent)
-	annOnA.wait("Bob typing on B", 2*time.Second, func(e event) bool { return e.Type == "typing" && e.Data["conversation_id"] == cid })
+	annOnA.wait("Bob typing on B", eventWait, func(e event) bool { return e.Type == "typing" && e.Data["conversation_id"] == cid })
 	m := viaB("POST", "/sessions/"+sid+"/messages", map[string]any{"input": map[string]any{"text": "still there?"}}).
 		Expect(t, http.StatusAccepted).Str(t, "message_id")
-	e := annOnA.wait("the user's message on B", 2*time.Second, messageEvent(m, nil))
+	e := annOnA.wait("the user's message on B", eventWait, messageEvent(m, nil))
 	if e.Data["message"].(map[string]any)["text"] != "still there?" {
 		t.Errorf("message event: %v", e.Data)
 	}

@@ -29,7 +29,7 @@ func TestIntegrationLimits(t *testing.T) {
 
 		_, shopConv := handedOver(t, shop, "Shop User", "hi")
 		bankSID, bankConv := handedOver(t, bank, "Bank User", "hi")
-		samStream.wait("the shop's conversation", time.Second, conversationEvent(shopConv, nil))
+		samStream.wait("the shop's conversation", eventWait, conversationEvent(shopConv, nil))
 
 		for _, view := range []string{"queue", "open"} {
 			if l := sam.list(view); len(l) != 1 || l[0]["id"] != shopConv {
@@ -88,7 +88,7 @@ func TestIntegrationLimits(t *testing.T) {
 		all.call("POST", "/conversations/"+bankConv+"/join", nil).Expect(t, http.StatusOK)
 		m := bank.Send(bankSID, "secret")
 		all.call("POST", "/conversations/"+shopConv+"/join", nil).Expect(t, http.StatusOK)
-		samStream.wait("a later shop change", time.Second, conversationEvent(shopConv, func(c map[string]any) bool { return c["handled_by"] == "agent" }))
+		samStream.wait("a later shop change", eventWait, conversationEvent(shopConv, func(c map[string]any) bool { return c["handled_by"] == "agent" }))
 		samStream.none("anything of the bank", func(e event) bool {
 			return e.Data["integration_id"] == bank.ID || e.Data["id"] == bankConv || e.Data["session_id"] == bankSID ||
 				messageEvent(m, nil)(e)

@@ -3,6 +3,7 @@ package sqltx
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/parleyhq/parley"
@@ -23,11 +24,39 @@ func (t *Tx) InsertMessageWithJob(m *parley.Message, j *parley.BrainJob) error {
 		return err
 	}
 	j.Seq, j.SessionID, j.ConversationID, j.MessageID, j.CreatedAt = m.Seq, m.SessionID, m.ConversationID, m.ID, m.CreatedAt
-	stored := *m // the caller's copy is the caller's to change; times as read back
-	stored.CreatedAt, stored.DeliveredAt, stored.ReadAt = fromMS(ms(m.CreatedAt)), fromMS(ms(m.DeliveredAt)), fromMS(ms(m.ReadAt))
-	j.Message = &stored
+	j.Message = carried(m)
 	t.change.Jobs = append(t.change.Jobs, j)
 	return nil
+}
+
+// Jobs carry their message (BrainJob.Message) only when it is about this small, so jobs queued
+// behind a slow brain hold little memory: a larger message is read back by the worker.
+const (
+	maxCarriedText        = 2 << 10
+	maxCarriedAttachments = 4
+)
+
+// carried returns a copy of m exactly as Message would read it back, sharing nothing with m,
+// or nil when m is too large to carry.
+func carried(m *parley.Message) *parley.Message {
+	if len(m.Text) > maxCarriedText || len(m.Attachments) > maxCarriedAttachments {
+		return nil
+	}
+	c := *m
+	c.CreatedAt, c.DeliveredAt, c.ReadAt = fromMS(ms(m.CreatedAt)), fromMS(ms(m.DeliveredAt)), fromMS(ms(m.ReadAt))
+	c.Attachments = nil // stored as "" when empty, read back as nil
+	if len(m.Attachments) > 0 {
+		c.Attachments = slices.Clone(m.Attachments)
+	}
+	if m.Agent != nil {
+		a := *m.Agent
+		c.Agent = &a
+	}
+	c.Responses = nil // stored as "" when empty, read back as nil
+	if len(m.Responses) > 0 {
+		c.Responses = slices.Clone(m.Responses)
+	}
+	return &c
 }
 
 func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob) error {

@@ -48,7 +48,9 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		exclusive := slices.Contains(strings.Split(string(b), "\n"), exclusiveMarker)
+		exclusive := slices.ContainsFunc(strings.Split(string(b), "\n"), func(line string) bool {
+			return strings.TrimSpace(line) == exclusiveMarker // whatever the line ends with
+		})
 		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b), Exclusive: exclusive})
 	}
 	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })

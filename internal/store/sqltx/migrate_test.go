@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/parleyhq/parley/internal/store/sqlite"
@@ -76,5 +77,26 @@ func TestExclusiveMigration(t *testing.T) {
 	start = time.Now()
 	if err := sqltx.Migrate(t.Context(), db, d, ms, nil); err != nil || time.Since(start) > 500*time.Millisecond {
 		t.Errorf("Migrate of a migrated database beside a running process: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestExclusiveMarker reads the marker on a line of its own, whatever the line ends with, and
+// nowhere else.
+func TestExclusiveMarker(t *testing.T) {
+	fsys := fstest.MapFS{
+		"m/001_crlf.sql":   {Data: []byte("-- why\r\n-- parley:exclusive\r\nDROP TABLE x;\r\n")},
+		"m/002_plain.sql":  {Data: []byte("-- parley:exclusive\nDROP TABLE y;")},
+		"m/003_quoted.sql": {Data: []byte("-- not -- parley:exclusive here\nCREATE TABLE z (a TEXT);")},
+		"m/004_none.sql":   {Data: []byte("CREATE TABLE w (a TEXT);")},
+	}
+	ms, err := sqltx.LoadMigrations(fsys, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{true, true, false, false}
+	for i, m := range ms {
+		if m.Exclusive != want[i] {
+			t.Errorf("%s: Exclusive = %v, want %v", m.Name, m.Exclusive, want[i])
+		}
 	}
 }

@@ -301,6 +301,7 @@ func testJobs(t *testing.T, h Harness) {
 	j1, j2, j3 := jobOf(f.sess, 1), jobOf(f.sess, 2), jobOf(f.sess, 3)
 	j1.ConversationStart = true
 	m2.Attachments = []parley.Attachment{{Type: "image", MimeType: "image/png", URL: "https://example.com/a.png", Title: "ä <b>"}}
+	m3.Attachments = []parley.Attachment{} // none, as a request may say: read back as nil
 	plain := newMessage(f.sess, parley.AuthorBrain, "not a job", now)
 	update(t, f.s, func(tx store.Tx) error {
 		return firstErr(tx.InsertMessageWithJob(m3, j3), tx.InsertMessageWithJob(m1, j1), tx.InsertMessage(plain),
