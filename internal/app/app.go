@@ -119,6 +119,17 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	m.DB = db
+	// A server alone on its SQLite file takes over at once the leases a crashed one left.
+	if s, ok := db.(*sqlite.Store); ok {
+		alone, err := s.ServeAlone(ctx)
+		if err != nil {
+			m.Close()
+			return fmt.Errorf("database: %w", err)
+		}
+		if !alone {
+			m.Log.Info("another parley server uses this SQLite database; sharing its work through leases")
+		}
+	}
 	// Listen before building the rest: the URLs parley hands out need the address it really
 	// listens on (the port is chosen by the system with :0).
 	ln, err := net.Listen("tcp", m.Config.Addr)

@@ -234,6 +234,10 @@ type Tx interface {
 	RenewPartitions(node string, partitions []int, until time.Time) ([]int, error)
 	// ReleasePartitions gives up node's leases on partitions.
 	ReleasePartitions(node string, partitions []int) error
+	// ForgetLeases ends every node's leases: for a process that knows it is the only one
+	// serving the database (see sqlite.Store.ServeAlone), whatever leases remain are a dead
+	// process's, and waiting for them to lapse would only delay the work they hold.
+	ForgetLeases() error
 
 	// SaveIdempotentResponse stores the response of a request made with an Idempotency-Key. A
 	// response stored before since is replaced; one stored since is a conflict.

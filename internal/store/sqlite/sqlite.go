@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -88,7 +89,9 @@ const maxBatch = 256
 
 // Store is a SQLite store.Store.
 type Store struct {
-	wdb, rdb *sql.DB
+	wdb, rdb  *sql.DB
+	path      string
+	serveLock *os.File // held while this process is the database's only server (ServeAlone)
 
 	mu       sync.RWMutex // guards closed and sends on ops
 	closed   bool
@@ -141,7 +144,7 @@ func Open(path string) (*Store, error) {
 	rdb.SetMaxIdleConns(n)
 	rdb.SetConnMaxLifetime(0)
 	s := &Store{
-		wdb: wdb, rdb: rdb,
+		wdb: wdb, rdb: rdb, path: path,
 		ops:      make(chan *op, 4*maxBatch),
 		prepared: map[string]*sql.Stmt{},
 		sessions: sqltx.NewSessionCache(maxCachedSessions, maxCachedContextBytes),
@@ -290,7 +293,8 @@ func (s *Store) Close() error {
 	for _, st := range s.prepared {
 		st.Close()
 	}
-	return s.closeDBs()
+	// The lock goes last: a server starting now must not take it while this one still writes.
+	return errors.Join(s.closeDBs(), s.releaseServeLock())
 }
 
 func (s *Store) closeDBs() error {

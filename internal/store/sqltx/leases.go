@@ -16,6 +16,11 @@ func (t *Tx) LiveNodes(since time.Time) (int, error) {
 	return n, t.wrap("live nodes", err, "node")
 }
 
+func (t *Tx) ForgetLeases() error {
+	_, err := t.exec(`UPDATE partitions SET owner = '', lease_until = 0 WHERE owner <> ''`)
+	return t.wrap("forget leases", err, "partition")
+}
+
 func (t *Tx) DeleteNodes(before time.Time) error {
 	_, err := t.exec(`DELETE FROM nodes WHERE heartbeat_at < ?`, ms(before))
 	return t.wrap("delete nodes", err, "node")

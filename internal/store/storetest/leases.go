@@ -127,6 +127,13 @@ func testPartitions(t *testing.T, h Harness) {
 		t.Errorf("b renewed %v after c took them over", got)
 	}
 	equal(t, "a still holds its own", renew(t, s, "a", allPartitions(), until.Add(10*time.Second)), a)
+
+	// Forgotten leases are free at once, whoever held them and however long they ran.
+	update(t, s, func(tx store.Tx) error { return tx.ForgetLeases() })
+	if got := renew(t, s, "a", allPartitions(), until.Add(20*time.Second)); len(got) != 0 {
+		t.Errorf("a renewed %v after every lease was forgotten", got)
+	}
+	equal(t, "d acquires every partition", acquire(t, s, "d", 64, now, until), allPartitions())
 }
 
 // testPartitionsConcurrent has many nodes acquire at once: no partition may go to two nodes, and
