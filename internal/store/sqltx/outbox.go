@@ -116,12 +116,12 @@ func (t *Tx) PendingEvents(sessionID string) ([]*parley.Event, error) {
 }
 
 func (t *Tx) PendingEventSessions(partitions []int, limit int) ([]string, error) {
-	return t.pendingSessions("outbox", "session_id", `state = 'pending' AND `, partitions, limit)
+	return t.pendingSessions("outbox", "session_id", "partition", `state = 'pending'`, partitions, limit)
 }
 
-// pendingSessions lists the distinct sessions (column session) of from whose rows meet cond
-// and lie in the partitions; cond ends where "partition IN (...)" follows.
-func (t *Tx) pendingSessions(from, session, cond string, partitions []int, limit int) ([]string, error) {
+// pendingSessions lists the distinct sessions (column session) of the rows of from that meet
+// cond and whose column partition is one of partitions.
+func (t *Tx) pendingSessions(from, session, partition, cond string, partitions []int, limit int) ([]string, error) {
 	if len(partitions) == 0 {
 		return nil, nil
 	}
@@ -130,8 +130,8 @@ func (t *Tx) pendingSessions(from, session, cond string, partitions []int, limit
 		args = append(args, p)
 	}
 	args = append(args, limit)
-	rows, err := t.queryShaped(`SELECT DISTINCT `+session+` FROM `+from+` WHERE `+cond+
-		`partition IN (`+in(len(partitions))+`) LIMIT ?`, args...)
+	rows, err := t.queryShaped(`SELECT DISTINCT `+session+` FROM `+from+` WHERE `+cond+` AND `+partition+
+		` IN (`+in(len(partitions))+`) LIMIT ?`, args...)
 	if err != nil {
 		return nil, t.wrap("pending sessions", err, "session")
 	}
@@ -186,8 +186,8 @@ func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
 }
 
 func (t *Tx) PendingJobSessions(partitions []int, limit int) ([]string, error) {
-	return t.pendingSessions(`messages m JOIN sessions s ON s.id = m.session_id`, `m.session_id`,
-		`m.job_seq > 0 AND s.`, partitions, limit)
+	return t.pendingSessions(`messages m JOIN sessions s ON s.id = m.session_id`, "m.session_id", "s.partition",
+		`m.job_seq > 0`, partitions, limit)
 }
 
 func (t *Tx) IdempotentResponse(integrationID, key string, since time.Time) (int, []byte, error) {
