@@ -31,7 +31,9 @@ import (
 // that checks each signature and dedupes on request_id, as an integrator's would.
 //
 //  1. the ceiling: the messages scenario's bare net/http server, driven by the same clients with
-//     the same requests (closed loop); the other figures are read against it;
+//     the same requests (closed loop); the other figures are read against it; then the relay
+//     ceiling (relay.go): a bare server that posts each message on to the receiver as one signed
+//     brain_send, storing nothing, measured as parley is: the most this machine can answer;
 //  2. throughput: --clients clients post messages over --sessions sessions for --duration (or
 //     --messages messages) in a closed loop; a message is answered when its brain_send reaches
 //     the receiver. Messages answered per second count from the first send to the last
@@ -51,7 +53,7 @@ type brainConfig struct {
 	rate                       float64
 	duration, warmup, drain    time.Duration
 	text                       string
-	ceiling                    bool
+	ceiling, relay             bool
 	cpuprofile                 string
 	asJSON, keep               bool
 }
@@ -80,6 +82,7 @@ func parseBrain(args []string, stderr io.Writer) (*brainConfig, error) {
 	fs.DurationVar(&c.drain, "drain", 15*time.Second, "after a phase, how long the receiver may go without a new answer before the missing ones are a failure")
 	fs.StringVar(&c.text, "text", demoText, "what each user message says")
 	fs.BoolVar(&c.ceiling, "ceiling", true, "measure the bare-server ceiling first")
+	fs.BoolVar(&c.relay, "relay", true, "measure the relay ceiling first: each message answered 202 and posted on as one signed brain_send, nothing stored")
 	fs.IntVar(&c.runs, "runs", 1, "repeat the whole measurement this many times and report the medians too")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of parley during the throughput phase to this file")
 	fs.BoolVar(&c.asJSON, "json", false, "print the results as JSON")
@@ -375,6 +378,9 @@ type brainReport struct {
 	Text     string             `json:"text"`
 	Runs     []loadtest.RunJSON `json:"runs"`
 	Ceiling  float64            `json:"ceiling_per_s,omitempty"`
+	// The relay's answered messages per second: one in, one signed webhook out, nothing between.
+	Relay        float64  `json:"relay_ceiling_per_s,omitempty"`
+	RelayAnswers *answers `json:"relay_answers,omitempty"`
 
 	Throughput brainThroughput `json:"throughput"`
 	Latency    *brainLatency   `json:"latency,omitempty"`
@@ -383,10 +389,11 @@ type brainReport struct {
 }
 
 type brainThroughput struct {
-	Seconds      float64  `json:"seconds"`         // from the first send to the last brain_send
-	AcceptedPerS float64  `json:"accepted_per_s"`  // 202s per second of the loop
-	AnsweredPerS float64  `json:"answered_per_s"`  // answered messages per second of Seconds
-	Ratio        float64  `json:"ratio,omitempty"` // AnsweredPerS / the ceiling
+	Seconds      float64  `json:"seconds"`               // from the first send to the last brain_send
+	AcceptedPerS float64  `json:"accepted_per_s"`        // 202s per second of the loop
+	AnsweredPerS float64  `json:"answered_per_s"`        // answered messages per second of Seconds
+	Ratio        float64  `json:"ratio,omitempty"`       // AnsweredPerS / the ceiling
+	RelayRatio   float64  `json:"relay_ratio,omitempty"` // AnsweredPerS / the relay ceiling
 	CPUPerMsgUs  float64  `json:"parley_cpu_us_per_message"`
 	Backlog      int64    `json:"backlog_at_end"` // messages answered 202 and not yet answered when the loop ended
 	Answers      *answers `json:"answers"`
@@ -487,6 +494,16 @@ func runBrain(ctx context.Context, c *brainConfig, dir string, logf func(string,
 		add("ceiling", run)
 		rep.Ceiling = run.Throughput
 	}
+	if c.relay {
+		logf("relay ceiling: one signed brain_send per message, nothing stored")
+		run, answered, a, err := relayCeiling(ctx, c, dir)
+		if err != nil {
+			return nil, err
+		}
+		add("relay ceiling", run)
+		logf("  %d answered at %.0f/s", a.Answered, answered)
+		rep.Relay, rep.RelayAnswers = answered, a
+	}
 
 	db, err := newDatabase(ctx, c.db, c.postgresURL, dir)
 	if err != nil {
@@ -575,6 +592,9 @@ func runBrain(ctx context.Context, c *brainConfig, dir string, logf func(string,
 	}
 	if rep.Ceiling > 0 {
 		tp.Ratio = tp.AnsweredPerS / rep.Ceiling
+	}
+	if rep.Relay > 0 {
+		tp.RelayRatio = tp.AnsweredPerS / rep.Relay
 	}
 	logf("  %d answered at %.0f/s (%.1f s from the first send to the last answer)", a.Answered, tp.AnsweredPerS, tp.Seconds)
 	if profiled != nil {
@@ -669,6 +689,18 @@ func distribution(ds []time.Duration) loadtest.LatencyJSON {
 		P999: ms(loadtest.Percentile(ds, 99.9)), Max: ms(ds[len(ds)-1])}
 }
 
+// fakeIntegration and fakeSessions are what the clients name when they talk to a server that
+// checks no keys and keeps no sessions (the bare server, the relay).
+var fakeIntegration = &integration{ID: "00000000-0000-4000-8000-000000000001", Key: "pk_" + strings.Repeat("x", 43)}
+
+func fakeSessions(n int) []string {
+	sessions := make([]string, n)
+	for i := range sessions {
+		sessions[i] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+	}
+	return sessions
+}
+
 // bareCeiling measures the messages scenario's ceiling with the brain scenario's requests: a
 // bare net/http server that reads each message and answers 202, in a closed loop.
 func bareCeiling(ctx context.Context, c *brainConfig, dir string, body []byte) (*loadtest.Run, error) {
@@ -677,19 +709,48 @@ func bareCeiling(ctx context.Context, c *brainConfig, dir string, body []byte) (
 		return nil, err
 	}
 	defer bare.Kill()
-	fake := &integration{ID: "00000000-0000-4000-8000-000000000001", Key: "pk_" + strings.Repeat("x", 43)}
-	sessions := make([]string, c.sessions)
-	for i := range sessions {
-		sessions[i] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-	}
 	client := loadtest.NewClient(c.clients, 30*time.Second)
 	defer client.CloseIdleConnections()
-	req := postMessage(client, "http://"+bare.Addr, fake, sessions, func(int64) []byte { return body }, nil)
+	req := postMessage(client, "http://"+bare.Addr, fakeIntegration, fakeSessions(c.sessions), func(int64) []byte { return body }, nil)
 	run, err := loadtest.Load{Clients: c.clients, Duration: c.duration, Warmup: c.warmup, ServerCPU: bare.CPU}.Run(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return run, bare.Stop(5 * time.Second)
+}
+
+// relayCeiling measures the relay (relay.go) as the throughput phase measures parley: a closed
+// loop of the same requests, and the clock runs from the first send until the last answer
+// reaches a receiver like parley's. It returns the answered messages per second.
+func relayCeiling(ctx context.Context, c *brainConfig, dir string) (*loadtest.Run, float64, *answers, error) {
+	sctx, stopReceiver := context.WithCancel(ctx)
+	defer stopReceiver()
+	r := newBrainReceiver()
+	url, _, err := loadtest.Serve(sctx, "127.0.0.1:0", r)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	relay, err := startRelay(filepath.Join(dir, "relay.log"), url)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer relay.Kill()
+	client := loadtest.NewClient(c.clients, 30*time.Second)
+	defer client.CloseIdleConnections()
+	t := newTalk(client, "http://"+relay.Addr, fakeIntegration, fakeSessions(c.sessions), c.text)
+	start := time.Now()
+	run, err := loadtest.Load{Clients: c.clients, Duration: c.duration, ServerCPU: relay.CPU}.Run(ctx, t.request)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	last, a, err := drainAnswers(ctx, t, r, c.drain)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if f := a.failed(); f != "" {
+		return nil, 0, nil, fmt.Errorf("relay ceiling: %s", f)
+	}
+	return run, float64(a.Answered) / last.Sub(start).Seconds(), a, relay.Stop(5 * time.Second)
 }
 
 // Targets of the issue, printed beside the figures.
@@ -707,6 +768,9 @@ func (r *brainReport) print(w io.Writer, c *brainConfig) {
 	ratio := ""
 	if r.Ceiling > 0 {
 		ratio = fmt.Sprintf(" = %.1f%% of the ceiling %.0f/s", 100*tp.Ratio, r.Ceiling)
+	}
+	if r.Relay > 0 {
+		ratio += fmt.Sprintf(" = %.1f%% of the relay ceiling %.0f/s", 100*tp.RelayRatio, r.Relay)
 	}
 	fmt.Fprintf(w, "throughput: %d messages accepted at %.0f/s, answered at %.0f/s%s (target ≥ %d/s); %.1f s from the first send to the last answer, backlog %d when the loop ended; parley CPU %.0f µs/message\n",
 		tp.Answers.Accepted, tp.AcceptedPerS, tp.AnsweredPerS, ratio, brainTargetPerS, tp.Seconds, tp.Backlog, tp.CPUPerMsgUs)
@@ -753,6 +817,8 @@ type brainSummary struct {
 	AcceptedPerS float64 `json:"accepted_per_s"`
 	AnsweredPerS float64 `json:"answered_per_s"`
 	Ratio        float64 `json:"ratio"`
+	Relay        float64 `json:"relay_ceiling_per_s,omitempty"`
+	RelayRatio   float64 `json:"relay_ratio,omitempty"`
 	CPUPerMsgUs  float64 `json:"parley_cpu_us_per_message"`
 	From202P50   float64 `json:"from_202_p50_ms"`
 	From202P99   float64 `json:"from_202_p99_ms"`
@@ -764,9 +830,10 @@ type brainSummary struct {
 
 func brainMedian(reps []*brainReport) brainSummary {
 	m := brainSummary{Runs: len(reps)}
-	var cols [7][]float64
+	var cols [9][]float64
 	for _, r := range reps {
-		vals := [7]float64{r.Ceiling, r.Throughput.AcceptedPerS, r.Throughput.AnsweredPerS, r.Throughput.Ratio, r.Throughput.CPUPerMsgUs, 0, 0}
+		vals := [9]float64{r.Ceiling, r.Throughput.AcceptedPerS, r.Throughput.AnsweredPerS, r.Throughput.Ratio, r.Throughput.CPUPerMsgUs, 0, 0,
+			r.Relay, r.Throughput.RelayRatio}
 		m.Missing += r.Throughput.Answers.Missing
 		m.Extra += r.Throughput.Answers.Extra
 		if l := r.Latency; l != nil {
@@ -791,6 +858,7 @@ func brainMedian(reps []*brainReport) brainSummary {
 	}
 	m.Ceiling, m.AcceptedPerS, m.AnsweredPerS, m.Ratio = mid(cols[0]), mid(cols[1]), mid(cols[2]), mid(cols[3])
 	m.CPUPerMsgUs, m.From202P50, m.From202P99 = mid(cols[4]), mid(cols[5]), mid(cols[6])
+	m.Relay, m.RelayRatio = mid(cols[7]), mid(cols[8])
 	return m
 }
 
@@ -805,6 +873,9 @@ func (m brainSummary) print(w io.Writer) {
 	ratio := ""
 	if m.Ceiling > 0 {
 		ratio = fmt.Sprintf(" = %.1f%% of the ceiling %.0f/s (median of the runs' ratios)", 100*m.Ratio, m.Ceiling)
+	}
+	if m.Relay > 0 {
+		ratio += fmt.Sprintf(" = %.1f%% of the relay ceiling %.0f/s", 100*m.RelayRatio, m.Relay)
 	}
 	fmt.Fprintf(w, "median of %d runs: accepted %.0f/s, answered %.0f/s%s (runs: %s); parley CPU %.0f µs/message\n",
 		m.Runs, m.AcceptedPerS, m.AnsweredPerS, ratio, list(m.answered, "/s"), m.CPUPerMsgUs)

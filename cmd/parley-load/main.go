@@ -49,8 +49,11 @@ import (
 const roleEnv = "PARLEY_LOAD_ROLE"
 
 func main() {
-	if os.Getenv(roleEnv) == roleBareServer {
+	switch os.Getenv(roleEnv) {
+	case roleBareServer:
 		os.Exit(bareServer(os.Stderr))
+	case roleRelay:
+		os.Exit(relay(os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

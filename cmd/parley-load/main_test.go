@@ -12,8 +12,11 @@ import (
 
 func TestMain(m *testing.M) {
 	// The harness re-executes itself as the bare server; under test, itself is the test binary.
-	if os.Getenv(roleEnv) == roleBareServer {
+	switch os.Getenv(roleEnv) {
+	case roleBareServer:
 		os.Exit(bareServer(os.Stderr))
+	case roleRelay:
+		os.Exit(relay(os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -82,10 +85,11 @@ func TestBrain(t *testing.T) {
 		t.Fatalf("output is not the JSON report of one run: %v\n%s", err, stdout.String())
 	}
 	rep := out.Reports[0]
-	if rep.Ceiling <= 0 || rep.Throughput.AnsweredPerS <= 0 || rep.Latency == nil || rep.Latency.Measured == 0 {
+	if rep.Ceiling <= 0 || rep.Relay <= 0 || rep.Throughput.AnsweredPerS <= 0 || rep.Throughput.RelayRatio <= 0 ||
+		rep.Latency == nil || rep.Latency.Measured == 0 {
 		t.Fatalf("report %s", stdout.String())
 	}
-	for _, a := range []*answers{rep.Throughput.Answers, rep.Latency.Answers} {
+	for _, a := range []*answers{rep.RelayAnswers, rep.Throughput.Answers, rep.Latency.Answers} {
 		if a.Accepted == 0 || a.Answered != a.Accepted || a.failed() != "" || len(a.OtherEvents) > 0 {
 			t.Errorf("answers %+v", a)
 		}

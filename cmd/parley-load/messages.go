@@ -299,13 +299,8 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 		return nil, err
 	}
 	defer bare.Kill()
-	fake := &integration{ID: "00000000-0000-4000-8000-000000000001", Key: "pk_" + strings.Repeat("x", 43)}
-	fakeSessions := make([]string, c.sessions)
-	for i := range fakeSessions {
-		fakeSessions[i] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-	}
 	client := loadtest.NewClient(c.clients, 30*time.Second)
-	req := postMessage(client, "http://"+bare.Addr, fake, fakeSessions, body, nil)
+	req := postMessage(client, "http://"+bare.Addr, fakeIntegration, fakeSessions(c.sessions), body, nil)
 	load := closed
 	load.ServerCPU = bare.CPU
 	run, err := load.Run(ctx, req)

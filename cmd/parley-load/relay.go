@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/brain"
+	"github.com/parleyhq/parley/internal/brain/dialog"
+	"github.com/parleyhq/parley/internal/loadtest"
+	"github.com/parleyhq/parley/webhook"
+)
+
+// The relay is the brain scenario's second ceiling: what this machine can do for a message that
+// comes in over HTTP and goes out as one signed webhook, with nothing in between. It is the
+// harness re-executed (as the bare server is): every POST is read and answered 202 at once, and
+// a message:brain_send with the demo dialog's answer to it, rendered and signed as parley renders
+// and signs one, is posted to the receiver by one of relayWorkers senders (a session always by
+// the same one, so its answers arrive in order). Nothing is stored, no dialog runs per message,
+// and nothing is retried: parley can only be slower, so an answered rate the relay cannot reach
+// is beyond this machine, not beyond parley.
+const (
+	roleRelay      = "relay"
+	relayTargetEnv = "PARLEY_LOAD_RELAY_WEBHOOK" // the receiver's URL
+	relayWorkers   = 64
+)
+
+// relay is the re-executed harness as the relay. It runs until SIGTERM or SIGINT.
+func relay(stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	target := os.Getenv(relayTargetEnv)
+	if err := loadtest.CheckLoopback(strings.TrimPrefix(target, "http://")); err != nil {
+		log.Error("relay", "err", err)
+		return 1
+	}
+	r, err := newRelayHandler(target)
+	if err != nil {
+		log.Error("relay", "err", err)
+		return 1
+	}
+	url, done, err := loadtest.Serve(ctx, "127.0.0.1:0", r)
+	if err != nil {
+		log.Error("relay", "err", err)
+		return 1
+	}
+	log.Info("serving", "addr", url[len("http://"):])
+	<-ctx.Done()
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("relay", "err", err)
+		return 1
+	}
+	return 0
+}
+
+type relayHandler struct {
+	target    string
+	client    *http.Client
+	in        *parley.Integration
+	context   []byte          // each session's context, as parley's is at creation
+	responses json.RawMessage // the demo dialog's answer to demoText, encoded as parley encodes it
+	queues    [relayWorkers]chan string
+	mu        sync.Mutex
+	greeted   map[string]bool
+	greeting  json.RawMessage // the first answer of a session: greeting and answer
+}
+
+func newRelayHandler(target string) (*relayHandler, error) {
+	d := dialog.Demo()
+	reply := func(start bool) (json.RawMessage, error) {
+		rep, err := d.Reply(context.Background(), &brain.Request{
+			Context:           map[string]any{"user": map[string]any{"user_id": parley.NewID()}},
+			Message:           &parley.Message{Text: demoText},
+			ConversationStart: start,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return brain.EncodeResponses(rep.Responses), nil
+	}
+	r := &relayHandler{
+		target:  target,
+		client:  loadtest.NewClient(relayWorkers, 30*time.Second),
+		in:      &parley.Integration{ID: parley.NewID(), DeskID: parley.NewID(), WebhookSecret: webhookSecret},
+		context: []byte(`{"user":{"user_id":"` + parley.NewID() + `"}}`),
+		greeted: map[string]bool{},
+	}
+	var err error
+	if r.responses, err = reply(false); err != nil {
+		return nil, err
+	}
+	if r.greeting, err = reply(true); err != nil {
+		return nil, err
+	}
+	for i := range r.queues {
+		r.queues[i] = make(chan string, 4096)
+		go r.send(r.queues[i])
+	}
+	return r, nil
+}
+
+// ServeHTTP answers a message 202 and queues its answer on its session's sender.
+func (r *relayHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if _, err := io.Copy(io.Discard, io.LimitReader(req.Body, 1<<20)); err != nil {
+		http.Error(w, "reading the body failed", http.StatusBadRequest)
+		return
+	}
+	// .../sessions/{session_id}/messages
+	sid := strings.TrimSuffix(req.URL.Path, "/messages")
+	sid = sid[strings.LastIndexByte(sid, '/')+1:]
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(ceilingBody))}
+	w.WriteHeader(http.StatusAccepted)
+	w.Write(ceilingBody)
+	f := fnv.New32a()
+	f.Write([]byte(sid))
+	r.queues[f.Sum32()%relayWorkers] <- sid
+}
+
+// send posts the answers of its sessions, one at a time, as parley's dispatcher posts an event.
+func (r *relayHandler) send(q <-chan string) {
+	for sid := range q {
+		r.mu.Lock()
+		first := !r.greeted[sid]
+		r.greeted[sid] = true
+		r.mu.Unlock()
+		responses := r.responses
+		if first {
+			responses = r.greeting
+		}
+		s := &parley.Session{ID: sid, Context: r.context}
+		e := parley.NewEvent(r.in, s, parley.EventBrainSend, time.Now(),
+			parley.EventFields{MessageID: parley.NewID(), Output: &parley.Output{Responses: responses}})
+		req, err := http.NewRequest(http.MethodPost, r.target, bytes.NewReader(e.Body))
+		if err != nil {
+			continue
+		}
+		h := req.Header
+		h.Set("Content-Type", "application/json")
+		h.Set("User-Agent", "parley-webhooks/1")
+		h.Set(webhook.SignatureHeader, webhook.Sign(r.in.WebhookSecret, e.Body))
+		h.Set(webhook.EventHeader, e.Type)
+		h.Set(webhook.RequestIDHeader, e.ID)
+		h.Set(webhook.SessionIDHeader, e.SessionID)
+		h.Set(webhook.AttemptHeader, "1")
+		resp, err := r.client.Do(req)
+		if err != nil {
+			continue // the receiver counts what is missing
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+}
+
+// startRelay starts the relay as a separate process, as parley is one, posting to target.
+func startRelay(logPath, target string) (*loadtest.Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return loadtest.Start(loadtest.Command{
+		Name:  "relay",
+		Path:  self,
+		Env:   append(os.Environ(), roleEnv+"="+roleRelay, relayTargetEnv+"="+target),
+		Log:   logPath,
+		Ready: loadtest.LogAddr("serving"),
+	})
+}
