@@ -15,3 +15,9 @@ func SetExclusiveWait(d time.Duration) (restore func()) {
 	exclusiveWait = d
 	return func() { exclusiveWait = old }
 }
+
+// JobQueries are the queries that find waiting brain jobs, with as many placeholders for
+// partitions as asked.
+func JobQueries(partitions int) []string {
+	return []string{pendingJobsQuery, pendingSessionsQuery(jobsFrom, jobsSession, jobsPartition, waitingJobs, partitions)}
+}

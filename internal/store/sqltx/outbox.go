@@ -130,12 +130,16 @@ func (t *Tx) pendingSessions(from, session, partition, cond string, partitions [
 		args = append(args, p)
 	}
 	args = append(args, limit)
-	rows, err := t.queryShaped(`SELECT DISTINCT `+session+` FROM `+from+` WHERE `+cond+` AND `+partition+
-		` IN (`+in(len(partitions))+`) LIMIT ?`, args...)
+	rows, err := t.queryShaped(pendingSessionsQuery(from, session, partition, cond, len(partitions)), args...)
 	if err != nil {
 		return nil, t.wrap("pending sessions", err, "session")
 	}
 	return collect(rows, scanString, t, "pending sessions")
+}
+
+func pendingSessionsQuery(from, session, partition, cond string, partitions int) string {
+	return `SELECT DISTINCT ` + session + ` FROM ` + from + ` WHERE ` + cond + ` AND ` + partition +
+		` IN (` + in(partitions) + `) LIMIT ?`
 }
 
 func scanEvent(r scanner) (*parley.Event, error) {
@@ -158,7 +162,14 @@ func scanEvent(r scanner) (*parley.Event, error) {
 }
 
 // A brain job lives in its message's row while job_seq > 0 (see InsertMessageWithJob); the
-// session gives it its integration and partition.
+// session gives it its integration and partition. Waiting jobs are indexed by seq (migration 6):
+// a session's are read through messages_session from the oldest waiting job on, so the read
+// covers the session's messages since then, not its whole history.
+
+// waitingJobs selects the messages m that wait for the brain. The bound on seq is what every
+// waiting job meets; it is there for the planner: a range on messages_jobs, which SQLite would
+// otherwise pass over for a scan of messages_session in session order.
+const waitingJobs = `m.job_seq > 0 AND m.seq >= (SELECT min(seq) FROM messages WHERE job_seq > 0)`
 
 func (t *Tx) DeleteJob(seq int64) error {
 	res, err := t.exec(`UPDATE messages SET job_seq = 0 WHERE seq = ? AND job_seq > 0`, seq)
@@ -168,10 +179,12 @@ func (t *Tx) DeleteJob(seq int64) error {
 	return t.affected(res, "brain job")
 }
 
+const pendingJobsQuery = `SELECT m.seq, s.integration_id, m.session_id, m.job_seq, s.partition,
+	m.conversation_id, m.id, m.job_start, m.created_at FROM messages m JOIN sessions s ON s.id = m.session_id
+	WHERE m.session_id = ? AND ` + waitingJobs + ` ORDER BY m.job_seq`
+
 func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
-	rows, err := t.query(`SELECT m.seq, s.integration_id, m.session_id, m.job_seq, s.partition, m.conversation_id,
-		m.id, m.job_start, m.created_at FROM messages m JOIN sessions s ON s.id = m.session_id
-		WHERE m.session_id = ? AND m.job_seq > 0 ORDER BY m.job_seq`, sessionID)
+	rows, err := t.query(pendingJobsQuery, sessionID)
 	if err != nil {
 		return nil, t.wrap("pending brain jobs", err, "brain job")
 	}
@@ -185,9 +198,11 @@ func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
 	}, t, "pending brain jobs")
 }
 
+// The jobs' side of pendingSessions.
+const jobsFrom, jobsSession, jobsPartition = `messages m JOIN sessions s ON s.id = m.session_id`, "m.session_id", "s.partition"
+
 func (t *Tx) PendingJobSessions(partitions []int, limit int) ([]string, error) {
-	return t.pendingSessions(`messages m JOIN sessions s ON s.id = m.session_id`, "m.session_id", "s.partition",
-		`m.job_seq > 0`, partitions, limit)
+	return t.pendingSessions(jobsFrom, jobsSession, jobsPartition, waitingJobs, partitions, limit)
 }
 
 func (t *Tx) IdempotentResponse(integrationID, key string, since time.Time) (int, []byte, error) {
