@@ -28,7 +28,7 @@ func TestMessages(t *testing.T) {
 		t.Skip("builds parley and runs load for a few seconds")
 	}
 	args := []string{"messages", "--duration", "300ms", "--warmup", "100ms", "--clients", "8", "--sessions", "20",
-		"--rate", "200", "--kill9", "--json"}
+		"--rate", "200", "--open-clients", "12", "--kill9", "--json"}
 	if os.Getenv("PARLEY_LOAD_TEST_DB") == "postgres" {
 		args = append(args, "--db", "postgres", "--postgres-url", testenv.PostgresURL(t))
 	}
@@ -48,6 +48,9 @@ func TestMessages(t *testing.T) {
 	for _, r := range rep.Runs {
 		if r.Requests == 0 || r.OK != r.Requests {
 			t.Errorf("%s %s: %d requests, %d ok: %v", r.Name, r.Load, r.Requests, r.OK, r.Outcomes)
+		}
+		if want := map[bool]int{false: 8, true: 12}[r.Rate > 0]; r.Clients != want {
+			t.Errorf("%s %s: %d clients, want %d", r.Name, r.Load, r.Clients, want)
 		}
 	}
 	if rep.Accepted == 0 || rep.Lost != 0 {
@@ -101,7 +104,7 @@ func TestUsage(t *testing.T) {
 	if code := run(t.Context(), nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "messages") {
 		t.Errorf("exit %d, usage %q", code, stdout.String())
 	}
-	for _, args := range [][]string{{"nonsense"}, {"messages", "--db", "oracle"}, {"messages", "--rate", "fast"},
+	for _, args := range [][]string{{"nonsense"}, {"messages", "--db", "oracle"}, {"messages", "--rate", "fast"}, {"messages", "--open-clients", "0"},
 		{"brain", "--db", "oracle"}, {"brain", "--rate", "-1"}} {
 		stderr.Reset()
 		if code := run(t.Context(), args, &stdout, &stderr); code == 0 {

@@ -30,6 +30,7 @@ type messagesConfig struct {
 	db          string
 	postgresURL string
 	clients     int
+	openClients int
 	duration    time.Duration
 	warmup      time.Duration
 	sessions    int
@@ -54,6 +55,7 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	fs.StringVar(&c.db, "db", "sqlite", "database: sqlite or postgres")
 	fs.StringVar(&c.postgresURL, "postgres-url", pg, "PostgreSQL database to make a fresh schema in (loopback only)")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each on its own keep-alive connection")
+	fs.IntVar(&c.openClients, "open-clients", 256, "open loop: most requests in flight at once, each on its own keep-alive connection")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time of each phase")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load before each phase")
 	fs.IntVar(&c.sessions, "sessions", 1000, "sessions the messages are spread over")
@@ -73,8 +75,8 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case c.clients < 1, c.sessions < 1, c.runs < 1:
-		return nil, errors.New("--clients, --sessions and --runs must be at least 1")
+	case c.clients < 1, c.openClients < 1, c.sessions < 1, c.runs < 1:
+		return nil, errors.New("--clients, --open-clients, --sessions and --runs must be at least 1")
 	case c.duration < 100*time.Millisecond, c.warmup < 0:
 		return nil, errors.New("--duration must be at least 100ms and --warmup not negative")
 	case c.textSize < 1 || c.textSize > 100_000:
@@ -299,7 +301,7 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 		return nil, err
 	}
 	defer bare.Kill()
-	client := loadtest.NewClient(c.clients, 30*time.Second)
+	client := loadtest.NewClient(max(c.clients, c.openClients), 30*time.Second)
 	req := postMessage(client, "http://"+bare.Addr, fakeIntegration, fakeSessions(c.sessions), body, nil)
 	load := closed
 	load.ServerCPU = bare.CPU
@@ -311,7 +313,7 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 	rep.Ceiling = run.Throughput
 	rate := c.openRate(run.Throughput)
 	if rate > 0 {
-		load.Rate = rate
+		load.Rate, load.Clients = rate, c.openClients
 		if run, err = load.Run(ctx, req); err != nil {
 			return nil, err
 		}
@@ -384,7 +386,7 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 		logf("wrote %s", c.cpuprofile)
 	}
 	if rate > 0 {
-		load.Rate = rate
+		load.Rate, load.Clients = rate, c.openClients
 		if run, err = load.Run(ctx, req); err != nil {
 			return nil, err
 		}
@@ -597,8 +599,8 @@ func cpuProfile(ctx context.Context, addr string, warmup, duration time.Duration
 
 // print writes the table and the verdicts for people.
 func (r *messagesReport) print(w io.Writer, c *messagesConfig) {
-	fmt.Fprintf(w, "POST /sessions/{id}/messages, %d clients, %d sessions, %d bytes of text, %s measured after %s warm-up\n\n",
-		c.clients, c.sessions, c.textSize, c.duration, c.warmup)
+	fmt.Fprintf(w, "POST /sessions/{id}/messages, %d clients (the open loop up to %d), %d sessions, %d bytes of text, %s measured after %s warm-up\n\n",
+		c.clients, c.openClients, c.sessions, c.textSize, c.duration, c.warmup)
 	loadtest.PrintTable(w, r.rows)
 	fmt.Fprintln(w)
 	verdict := func(ok bool) string {
