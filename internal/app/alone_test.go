@@ -15,7 +15,7 @@ import (
 // instead of waiting for them to lapse: here they would run for an hour.
 func TestSQLiteServerTakesOverLeasesOfTheDead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
-	st, err := sqlite.Open(path)
+	st, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ type Database interface {
 func OpenDatabase(ctx context.Context, dsn string, maxConns int, migrate bool, log *slog.Logger) (Database, error) {
 	var db Database
 	if path, ok := sqlite.PathFromURL(dsn); ok {
-		s, err := sqlite.Open(path)
+		s, err := sqlite.Open(path, log)
 		if err != nil {
 			return nil, err
 		}

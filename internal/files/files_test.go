@@ -72,7 +72,7 @@ func TestCheckAllowedType(t *testing.T) {
 
 // TestResolve gives file attachments fresh URLs and leaves the rest alone.
 func TestResolve(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"))
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

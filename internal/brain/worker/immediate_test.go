@@ -30,7 +30,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"))
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 //
 //	go test ./internal/store/sqlite -run '^$' -bench PostUserMessage -cpuprofile cpu.out
 func BenchmarkPostUserMessage(b *testing.B) {
-	s, err := sqlite.Open(filepath.Join(b.TempDir(), "parley.db"))
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "parley.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -10,35 +11,59 @@ import (
 // Checkpoints copy the WAL's pages back into the database file. SQLite runs them inside the
 // COMMIT that crosses wal_autocheckpoint, so the writer, and every request waiting for it, stood
 // still for the whole copy and its fsync: 25-50 ms every half second under load, measured, which
-// is the open loop's p99 by itself. Here the writer's connection never checkpoints; a goroutine
-// of its own, on a connection of its own, copies the WAL a little at a time beside the writer
-// (SQLite's PASSIVE checkpoint neither waits for the writer nor stops it).
+// is the open loop's p99 by itself. Here a goroutine of its own, on a connection of its own,
+// copies the WAL a little at a time beside the writer (SQLite's PASSIVE checkpoint neither waits
+// for the writer nor stops it).
 //
 // What a passive checkpoint cannot do is start the WAL again from its beginning: SQLite does that
-// when a write transaction begins and finds every frame copied, which under continuous writes
-// never happens by itself. So when the WAL passes walRestartFrames, the writer, between two
-// batches, waits for one more checkpoint (of the little written since the last one): its next
-// transaction then restarts the WAL, whose file keeps its size.
-const checkpointEvery = 50 * time.Millisecond
+// when a write transaction begins, finds every frame copied and no reader using the WAL, which
+// under continuous writes never happens by itself. So when the WAL passes walRestartFrames, the
+// writer, between two batches, waits for one more checkpoint (of the little written since the
+// last one): its next transaction then restarts the WAL, whose file keeps its size. Should a
+// reader have been using the WAL at that moment, the restart did not happen, and the WAL goes on
+// growing; past twice the limit the checkpoint the writer waits for is a RESTART, which also
+// waits (restartWait at most) until no reader uses the WAL.
+//
+// Should checkpoints fail (a full disk, say), they are logged, and the writer's own
+// wal_autocheckpoint at walBackstopFrames keeps the WAL bounded, as SQLite does by default.
+const (
+	checkpointEvery = 50 * time.Millisecond
+	restartWait     = 20 * time.Millisecond
+)
 
-// walRestartFrames is about 40 MB of WAL (a variable for tests).
-var walRestartFrames int64 = 10_000
+// walRestartFrames is about 40 MB of WAL; walBackstopFrames, where the writer checkpoints inside
+// its COMMIT, is never reached while the checkpointer works. Variables for tests.
+var (
+	walRestartFrames  int64 = 10_000
+	walBackstopFrames int64 = 40_000
+)
+
+// logFailuresEvery bounds how often a failing checkpointer logs.
+const logFailuresEvery = time.Minute
 
 type checkpointer struct {
 	db       *sql.DB // one connection, used by run only
-	requests chan chan struct{}
+	log      *slog.Logger
+	requests chan checkpointRequest
 	frames   atomic.Int64 // frames in the WAL at the end of the last checkpoint
-	passes   atomic.Int64 // checkpoints done
+	passes   atomic.Int64 // checkpoints tried
+	failures atomic.Int64 // checkpoints failed
 	asked    int64        // passes when the writer last waited: used by the writer only
 	stop     chan struct{}
 	done     chan struct{}
 }
 
-func newCheckpointer(db *sql.DB) *checkpointer {
+// checkpointRequest is the writer waiting for a checkpoint: done is closed once it ran.
+type checkpointRequest struct {
+	restart bool
+	done    chan struct{}
+}
+
+func newCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	c := &checkpointer{db: db, requests: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &checkpointer{db: db, log: log, requests: make(chan checkpointRequest), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -48,24 +73,38 @@ func (c *checkpointer) run() {
 	defer close(c.done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	var failed int64     // failures since the last log line
+	var logged time.Time // when the last one was written
 	for {
-		var waiting chan struct{}
+		var req checkpointRequest
 		select {
 		case <-t.C:
-		case waiting = <-c.requests:
+		case req = <-c.requests:
 		case <-c.stop:
 			return
 		}
-		// A failed checkpoint leaves the WAL as it was; the next one tries again. Frames
-		// stays as it was too, so a writer does not wait again for nothing.
+		mode := `PRAGMA wal_checkpoint(PASSIVE)`
+		if req.restart {
+			mode = `PRAGMA wal_checkpoint(RESTART)`
+		}
+		// A failed checkpoint leaves the WAL and frames as they were: the writer, if frames
+		// was past the limit, waits for the next try (once per try), and the next try may
+		// succeed.
 		var busy, frames, copied int64
-		err := c.db.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		err := c.db.QueryRowContext(context.Background(), mode).Scan(&busy, &frames, &copied)
 		if err == nil {
 			c.frames.Store(frames)
+		} else {
+			c.failures.Add(1)
+			failed++
+			if now := time.Now(); now.Sub(logged) >= logFailuresEvery {
+				c.log.Error("sqlite: checkpoint failed; the WAL grows until one succeeds", "err", err, "failures", failed)
+				logged, failed = now, 0
+			}
 		}
 		c.passes.Add(1)
-		if waiting != nil {
-			close(waiting)
+		if req.done != nil {
+			close(req.done)
 		}
 	}
 }
@@ -75,13 +114,14 @@ func (c *checkpointer) run() {
 // transaction starts the WAL again. It waits at most once per checkpoint seen, so it does not
 // wait again before a checkpoint has measured the restarted WAL.
 func (c *checkpointer) restartWAL() {
-	if c.frames.Load() < walRestartFrames || c.passes.Load() <= c.asked {
+	frames := c.frames.Load()
+	if frames < walRestartFrames || c.passes.Load() <= c.asked {
 		return
 	}
-	done := make(chan struct{})
+	req := checkpointRequest{restart: frames >= 2*walRestartFrames, done: make(chan struct{})}
 	select {
-	case c.requests <- done:
-		<-done
+	case c.requests <- req:
+		<-req.done
 	case <-c.done:
 	}
 	c.asked = c.passes.Load()

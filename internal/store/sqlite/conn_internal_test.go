@@ -15,7 +15,7 @@ import (
 // must start again.
 func TestNewWriterConnectionEmptiesSessionCache(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "parley.db"))
+	s, err := Open(filepath.Join(t.TempDir(), "parley.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"runtime"
@@ -56,30 +57,35 @@ var pragmas = []string{
 	"PRAGMA busy_timeout = 5000",
 	// The schema's REFERENCES are rules, not comments.
 	"PRAGMA foreign_keys = ON",
-	// Another process writing (the CLI) checkpoints the WAL every ~40 MB instead of every 4 MB:
-	// measured 50% more insert throughput, at the price of a larger -wal file between
-	// checkpoints. A server's writer leaves checkpoints to its checkpointer (checkpoint.go).
-	"PRAGMA wal_autocheckpoint = 10000",
 	"PRAGMA temp_store = MEMORY",
 }
 
-// Connections of driverName get the pragmas; those of writerDriverName, the server's writer,
-// also never checkpoint inside a COMMIT.
+// Every connection gets the pragmas; each kind adds its own (checkpoint.go says why):
+//   - the readers (driverName) nothing: they are query_only and never write, so never
+//     checkpoint;
+//   - the writer checkpoints inside a COMMIT only as a backstop, should the checkpointer fail;
+//   - the checkpointer's RESTART waits only briefly for readers to leave the WAL.
 const (
-	driverName       = "parley-sqlite3"
-	writerDriverName = "parley-sqlite3-writer"
+	driverName             = "parley-sqlite3"
+	writerDriverName       = "parley-sqlite3-writer"
+	checkpointerDriverName = "parley-sqlite3-checkpointer"
 )
 
 func init() {
-	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(pragmas)})
-	sql.Register(writerDriverName, &sqlite3.SQLiteDriver{
-		ConnectHook: connectHook(append(slices.Clone(pragmas), "PRAGMA wal_autocheckpoint = 0")),
-	})
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string { return nil })})
+	sql.Register(writerDriverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string {
+		return []string{fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBackstopFrames)}
+	})})
+	sql.Register(checkpointerDriverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string {
+		return []string{fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds())}
+	})})
 }
 
-func connectHook(pragmas []string) func(*sqlite3.SQLiteConn) error {
+// connectHook runs the pragmas, then those extra returns (read when each connection opens, so
+// that tests can change the variables they depend on).
+func connectHook(extra func() []string) func(*sqlite3.SQLiteConn) error {
 	return func(c *sqlite3.SQLiteConn) error {
-		for _, p := range pragmas {
+		for _, p := range slices.Concat(pragmas, extra()) {
 			if _, err := c.Exec(p, nil); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
@@ -132,10 +138,14 @@ type op struct {
 }
 
 // Open opens (creating if needed) the SQLite database at path and starts its writer. It does not
-// migrate: call Migrate, or CheckSchema to refuse a schema this binary does not know.
-func Open(path string) (*Store, error) {
+// migrate: call Migrate, or CheckSchema to refuse a schema this binary does not know. What goes
+// wrong in the background (checkpoints) is logged to log; nil discards it.
+func Open(path string, log *slog.Logger) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way
@@ -158,7 +168,7 @@ func Open(path string) (*Store, error) {
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
 	rdb.SetConnMaxLifetime(0)
-	ckdb, err := sql.Open(driverName, dsn)
+	ckdb, err := sql.Open(checkpointerDriverName, dsn)
 	if err != nil {
 		wdb.Close()
 		rdb.Close()
@@ -177,7 +187,7 @@ func Open(path string) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s.checkpoints = newCheckpointer(ckdb)
+	s.checkpoints = newCheckpointer(ckdb, log)
 	go s.writer()
 	return s, nil
 }

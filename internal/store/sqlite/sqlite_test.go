@@ -20,7 +20,7 @@ import (
 // openPath opens the store at path, closed when the test ends, migrated if asked.
 func openPath(t *testing.T, path string, migrate bool) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(path)
+	s, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

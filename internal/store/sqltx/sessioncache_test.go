@@ -27,7 +27,7 @@ type cacheFixture struct {
 
 func newCacheFixture(t *testing.T, max int) *cacheFixture {
 	path := filepath.Join(t.TempDir(), "parley.db")
-	s, err := sqlite.Open(path)
+	s, err := sqlite.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
