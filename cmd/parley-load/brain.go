@@ -730,7 +730,7 @@ func relayCeiling(ctx context.Context, c *brainConfig, dir string) (*loadtest.Ru
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	relay, err := startRelay(filepath.Join(dir, "relay.log"), url)
+	relay, err := startRelay(filepath.Join(dir, "relay.log"), url, c.text)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -739,7 +739,11 @@ func relayCeiling(ctx context.Context, c *brainConfig, dir string) (*loadtest.Ru
 	defer client.CloseIdleConnections()
 	t := newTalk(client, "http://"+relay.Addr, fakeIntegration, fakeSessions(c.sessions), c.text)
 	start := time.Now()
-	run, err := loadtest.Load{Clients: c.clients, Duration: c.duration, ServerCPU: relay.CPU}.Run(ctx, t.request)
+	load := loadtest.Load{Clients: c.clients, Duration: c.duration, ServerCPU: relay.CPU}
+	if c.messages > 0 { // as parley's throughput phase
+		load.Duration, load.Requests = 0, c.messages
+	}
+	run, err := load.Run(ctx, t.request)
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -112,3 +112,17 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayAnswersTheText: the relay answers what parley's demo dialog answers to the text the
+// users say (--text), not always to the default one.
+func TestRelayAnswersTheText(t *testing.T) {
+	for text, want := range map[string]string{demoText: `"type":"image"`, "What plans do you have?": `"type":"carousel"`} {
+		r, err := newRelayHandler("http://127.0.0.1:9/", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(r.responses), want) {
+			t.Errorf("%q: the relay answers %s, want %s in it", text, r.responses, want)
+		}
+	}
+}

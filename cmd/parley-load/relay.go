@@ -35,6 +35,7 @@ import (
 const (
 	roleRelay      = "relay"
 	relayTargetEnv = "PARLEY_LOAD_RELAY_WEBHOOK" // the receiver's URL
+	relayTextEnv   = "PARLEY_LOAD_RELAY_TEXT"    // what the users say, as parley-load brain --text
 	relayWorkers   = 64
 )
 
@@ -48,11 +49,12 @@ func relay(stderr io.Writer) int {
 		log.Error("relay", "err", err)
 		return 1
 	}
-	r, err := newRelayHandler(target)
+	r, err := newRelayHandler(target, os.Getenv(relayTextEnv))
 	if err != nil {
 		log.Error("relay", "err", err)
 		return 1
 	}
+	r.start()
 	url, done, err := loadtest.Serve(ctx, "127.0.0.1:0", r)
 	if err != nil {
 		log.Error("relay", "err", err)
@@ -72,19 +74,19 @@ type relayHandler struct {
 	client    *http.Client
 	in        *parley.Integration
 	context   []byte          // each session's context, as parley's is at creation
-	responses json.RawMessage // the demo dialog's answer to demoText, encoded as parley encodes it
+	responses json.RawMessage // the demo dialog's answer to the users' text, encoded as parley encodes it
 	queues    [relayWorkers]chan string
 	mu        sync.Mutex
 	greeted   map[string]bool
 	greeting  json.RawMessage // the first answer of a session: greeting and answer
 }
 
-func newRelayHandler(target string) (*relayHandler, error) {
+func newRelayHandler(target, text string) (*relayHandler, error) {
 	d := dialog.Demo()
 	reply := func(start bool) (json.RawMessage, error) {
 		rep, err := d.Reply(context.Background(), &brain.Request{
 			Context:           map[string]any{"user": map[string]any{"user_id": parley.NewID()}},
-			Message:           &parley.Message{Text: demoText},
+			Message:           &parley.Message{Text: text},
 			ConversationStart: start,
 		})
 		if err != nil {
@@ -108,9 +110,15 @@ func newRelayHandler(target string) (*relayHandler, error) {
 	}
 	for i := range r.queues {
 		r.queues[i] = make(chan string, 4096)
-		go r.send(r.queues[i])
 	}
 	return r, nil
+}
+
+// start starts the senders.
+func (r *relayHandler) start() {
+	for _, q := range r.queues {
+		go r.send(q)
+	}
 }
 
 // ServeHTTP answers a message 202 and queues its answer on its session's sender.
@@ -168,7 +176,7 @@ func (r *relayHandler) send(q <-chan string) {
 }
 
 // startRelay starts the relay as a separate process, as parley is one, posting to target.
-func startRelay(logPath, target string) (*loadtest.Process, error) {
+func startRelay(logPath, target, text string) (*loadtest.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -176,7 +184,7 @@ func startRelay(logPath, target string) (*loadtest.Process, error) {
 	return loadtest.Start(loadtest.Command{
 		Name:  "relay",
 		Path:  self,
-		Env:   append(os.Environ(), roleEnv+"="+roleRelay, relayTargetEnv+"="+target),
+		Env:   append(os.Environ(), roleEnv+"="+roleRelay, relayTargetEnv+"="+target, relayTextEnv+"="+text),
 		Log:   logPath,
 		Ready: loadtest.LogAddr("serving"),
 	})
