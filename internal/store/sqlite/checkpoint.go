@@ -32,10 +32,13 @@ const (
 )
 
 // walRestartFrames is about 40 MB of WAL; walBackstopFrames, where the writer checkpoints inside
-// its COMMIT, is never reached while the checkpointer works. Variables for tests.
+// its COMMIT, is never reached while the checkpointer works. A WAL that grew past walKeepBytes
+// (a reader held it for long) is cut back to that size when it restarts: the writer's
+// journal_size_limit. Variables for tests.
 var (
 	walRestartFrames  int64 = 10_000
 	walBackstopFrames int64 = 40_000
+	walKeepBytes      int64 = 64 << 20
 )
 
 // logFailuresEvery bounds how often a failing checkpointer logs.
@@ -47,6 +50,7 @@ type checkpointer struct {
 	requests chan checkpointRequest
 	frames   atomic.Int64 // frames in the WAL at the end of the last checkpoint
 	passes   atomic.Int64 // checkpoints tried
+	commits  atomic.Int64 // batches the writer committed
 	failures atomic.Int64 // checkpoints failed
 	asked    int64        // passes when the writer last waited: used by the writer only
 	stop     chan struct{}
@@ -68,21 +72,28 @@ func newCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
 	return c
 }
 
-// run checkpoints every checkpointEvery, and at once when the writer waits for it.
+// run checkpoints every checkpointEvery, and at once when the writer waits for it; it rests
+// while nothing was committed since a checkpoint that left nothing to copy.
 func (c *checkpointer) run() {
 	defer close(c.done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	var failed int64     // failures since the last log line
 	var logged time.Time // when the last one was written
+	var seen int64       // commits when the last checkpoint began
+	clean := false       // it succeeded and left nothing to copy
 	for {
 		var req checkpointRequest
 		select {
 		case <-t.C:
+			if clean && c.commits.Load() == seen {
+				continue // an idle server rests
+			}
 		case req = <-c.requests:
 		case <-c.stop:
 			return
 		}
+		seen = c.commits.Load()
 		mode := `PRAGMA wal_checkpoint(PASSIVE)`
 		if req.restart {
 			mode = `PRAGMA wal_checkpoint(RESTART)`
@@ -92,6 +103,7 @@ func (c *checkpointer) run() {
 		// succeed.
 		var busy, frames, copied int64
 		err := c.db.QueryRowContext(context.Background(), mode).Scan(&busy, &frames, &copied)
+		clean = err == nil && busy == 0 && copied == frames
 		if err == nil {
 			c.frames.Store(frames)
 		} else {
@@ -108,6 +120,9 @@ func (c *checkpointer) run() {
 		}
 	}
 }
+
+// committed is called by the writer after each batch.
+func (c *checkpointer) committed() { c.commits.Add(1) }
 
 // restartWAL is called by the writer between batches. When the WAL has grown past
 // walRestartFrames, it waits for a checkpoint of what is left, so that the writer's next

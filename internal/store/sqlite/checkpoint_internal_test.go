@@ -152,3 +152,49 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestIdleCheckpointerRests: with nothing committed since its last complete checkpoint, the
+// checkpointer does not run one every 50 ms; the next commit wakes it.
+func TestIdleCheckpointerRests(t *testing.T) {
+	s, write := checkpointStore(t, 1_000_000, nil)
+	write(4)
+	time.Sleep(10 * checkpointEvery) // a checkpoint copies everything
+	before := s.checkpoints.passes.Load()
+	time.Sleep(5 * checkpointEvery)
+	if after := s.checkpoints.passes.Load(); after != before {
+		t.Errorf("%d checkpoints while nothing was written", after-before)
+	}
+	write(4)
+	for deadline := time.Now().Add(5 * time.Second); s.checkpoints.passes.Load() == before; time.Sleep(checkpointEvery) {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after a commit")
+		}
+	}
+}
+
+// TestWALShrinksAfterALongRead: a read held open keeps every frame written meanwhile in the WAL
+// (nothing can restart it); once the read ends and the WAL restarts, its file is cut back to
+// walKeepBytes instead of keeping the size of the spike.
+func TestWALShrinksAfterALongRead(t *testing.T) {
+	defer func(n int64) { walKeepBytes = n }(walKeepBytes)
+	walKeepBytes = 400 * walFrame
+	s, write := checkpointStore(t, 1_000_000, nil)
+	reading, release := make(chan struct{}), make(chan struct{})
+	go s.View(t.Context(), func(tx store.ReadTx) error {
+		_, err := tx.Integrations()
+		close(reading)
+		<-release
+		return err
+	})
+	<-reading
+	write(2000)
+	spike := walFrames(t, s)
+	close(release)
+	write(1000)
+	if spike < 2000 {
+		t.Fatalf("the WAL grew to %d frames only beside the long read", spike)
+	}
+	if n := walFrames(t, s); n > 1500 {
+		t.Errorf("the WAL grew to %d frames beside a long read, and is still %d frames after it", spike, n)
+	}
+}

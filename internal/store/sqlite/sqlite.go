@@ -63,7 +63,8 @@ var pragmas = []string{
 // Every connection gets the pragmas; each kind adds its own (checkpoint.go says why):
 //   - the readers (driverName) nothing: they are query_only and never write, so never
 //     checkpoint;
-//   - the writer checkpoints inside a COMMIT only as a backstop, should the checkpointer fail;
+//   - the writer checkpoints inside a COMMIT only as a backstop, should the checkpointer fail,
+//     and cuts back a WAL that grew past walKeepBytes when it restarts it;
 //   - the checkpointer's RESTART waits only briefly for readers to leave the WAL.
 const (
 	driverName             = "parley-sqlite3"
@@ -74,7 +75,8 @@ const (
 func init() {
 	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string { return nil })})
 	sql.Register(writerDriverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string {
-		return []string{fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBackstopFrames)}
+		return []string{fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBackstopFrames),
+			fmt.Sprintf("PRAGMA journal_size_limit = %d", walKeepBytes)}
 	})})
 	sql.Register(checkpointerDriverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string {
 		return []string{fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds())}
@@ -360,6 +362,7 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(batch)
+		s.checkpoints.committed()
 		s.prepareForAll()
 		s.checkpoints.restartWAL()
 	}
