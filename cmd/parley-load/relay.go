@@ -49,7 +49,11 @@ func relay(stderr io.Writer) int {
 		log.Error("relay", "err", err)
 		return 1
 	}
-	r, err := newRelayHandler(target, os.Getenv(relayTextEnv))
+	text := os.Getenv(relayTextEnv)
+	if text == "" {
+		text = demoText
+	}
+	r, err := newRelayHandler(target, text)
 	if err != nil {
 		log.Error("relay", "err", err)
 		return 1

@@ -22,14 +22,17 @@ import (
 // last one): its next transaction then restarts the WAL, whose file keeps its size. Should a
 // reader have been using the WAL at that moment, the restart did not happen, and the WAL goes on
 // growing; past twice the limit the checkpoint the writer waits for is a RESTART, which also
-// waits (restartWait at most) until no reader uses the WAL.
+// waits (restartWait at most) until no reader uses the WAL. A RESTART that a reader still
+// defeated (a long read: an export, say) is not tried again before the WAL has grown by another
+// walRestartFrames, so that a long read does not cost the writer restartWait at every tick.
 //
 // Should checkpoints fail (a full disk, say), they are logged, and the writer's own
 // wal_autocheckpoint at walBackstopFrames keeps the WAL bounded, as SQLite does by default.
-const (
-	checkpointEvery = 50 * time.Millisecond
-	restartWait     = 20 * time.Millisecond
-)
+const restartWait = 20 * time.Millisecond
+
+// checkpointEvery is a variable for tests, whose WAL limits are small enough for a fast disk
+// to pass them within one tick.
+var checkpointEvery = 50 * time.Millisecond
 
 // walRestartFrames is about 40 MB of WAL; walBackstopFrames, where the writer checkpoints inside
 // its COMMIT, is never reached while the checkpointer works. A WAL that grew past walKeepBytes
@@ -38,7 +41,7 @@ const (
 var (
 	walRestartFrames  int64 = 10_000
 	walBackstopFrames int64 = 40_000
-	walKeepBytes      int64 = 64 << 20
+	walKeepBytes      int64 = 96 << 20 // above the ~85 MB a RESTART happens at
 )
 
 // logFailuresEvery bounds how often a failing checkpointer logs.
@@ -51,10 +54,14 @@ type checkpointer struct {
 	frames   atomic.Int64 // frames in the WAL at the end of the last checkpoint
 	passes   atomic.Int64 // checkpoints tried
 	commits  atomic.Int64 // batches the writer committed
-	failures atomic.Int64 // checkpoints failed
-	asked    int64        // passes when the writer last waited: used by the writer only
-	stop     chan struct{}
-	done     chan struct{}
+	restarts atomic.Int64 // RESTART checkpoints tried
+	// No RESTART before the WAL has this many frames: set when one found a reader it could not
+	// wait out.
+	restartFrom atomic.Int64
+	failures    atomic.Int64 // checkpoints failed
+	asked       int64        // passes when the writer last waited: used by the writer only
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 // checkpointRequest is the writer waiting for a checkpoint: done is closed once it ran.
@@ -104,6 +111,15 @@ func (c *checkpointer) run() {
 		var busy, frames, copied int64
 		err := c.db.QueryRowContext(context.Background(), mode).Scan(&busy, &frames, &copied)
 		clean = err == nil && busy == 0 && copied == frames
+		switch {
+		case req.restart && err == nil && busy != 0:
+			c.restartFrom.Store(frames + walRestartFrames)
+		case err == nil && frames < walRestartFrames: // the WAL restarted
+			c.restartFrom.Store(0)
+		}
+		if req.restart {
+			c.restarts.Add(1)
+		}
 		if err == nil {
 			c.frames.Store(frames)
 		} else {
@@ -133,7 +149,8 @@ func (c *checkpointer) restartWAL() {
 	if frames < walRestartFrames || c.passes.Load() <= c.asked {
 		return
 	}
-	req := checkpointRequest{restart: frames >= 2*walRestartFrames, done: make(chan struct{})}
+	restart := frames >= 2*walRestartFrames && frames >= c.restartFrom.Load()
+	req := checkpointRequest{restart: restart, done: make(chan struct{})}
 	select {
 	case c.requests <- req:
 		<-req.done
