@@ -126,7 +126,7 @@ func (c *checkpointer) run() {
 			c.failures.Add(1)
 			failed++
 			if now := time.Now(); now.Sub(logged) >= logFailuresEvery {
-				c.log.Error("sqlite: checkpoint failed; the WAL grows until one succeeds", "err", err, "failures", failed)
+				c.log.Error("sqlite: checkpoint failed; until one succeeds, the writer checkpoints when the WAL reaches its backstop", "err", err, "failures", failed)
 				logged, failed = now, 0
 			}
 		}
