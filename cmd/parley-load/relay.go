@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/parleyhq/parley"
@@ -42,8 +39,6 @@ const (
 // relay is the re-executed harness as the relay. It runs until SIGTERM or SIGINT.
 func relay(stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	target := os.Getenv(relayTargetEnv)
 	if err := loadtest.CheckLoopback(strings.TrimPrefix(target, "http://")); err != nil {
 		log.Error("relay", "err", err)
@@ -59,18 +54,7 @@ func relay(stderr io.Writer) int {
 		return 1
 	}
 	r.start()
-	url, done, err := loadtest.Serve(ctx, "127.0.0.1:0", r)
-	if err != nil {
-		log.Error("relay", "err", err)
-		return 1
-	}
-	log.Info("serving", "addr", url[len("http://"):])
-	<-ctx.Done()
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("relay", "err", err)
-		return 1
-	}
-	return 0
+	return serveRole(log, "relay", r)
 }
 
 type relayHandler struct {
@@ -181,15 +165,5 @@ func (r *relayHandler) send(q <-chan string) {
 
 // startRelay starts the relay as a separate process, as parley is one, posting to target.
 func startRelay(logPath, target, text string) (*loadtest.Process, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	return loadtest.Start(loadtest.Command{
-		Name:  "relay",
-		Path:  self,
-		Env:   append(os.Environ(), roleEnv+"="+roleRelay, relayTargetEnv+"="+target, relayTextEnv+"="+text),
-		Log:   logPath,
-		Ready: loadtest.LogAddr("serving"),
-	})
+	return startRole("relay", roleRelay, logPath, relayTargetEnv+"="+target, relayTextEnv+"="+text)
 }

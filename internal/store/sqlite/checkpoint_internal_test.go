@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/testenv"
 )
 
 const walFrame = 4096 + 24
@@ -121,7 +121,7 @@ func TestWALRestartsBesideReaders(t *testing.T) {
 // TestFailingCheckpointsAreLoggedAndBackstopped: when checkpoints fail, they say so, and the
 // writer's own wal_autocheckpoint keeps the WAL bounded.
 func TestFailingCheckpointsAreLoggedAndBackstopped(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	s, write := checkpointStore(t, 1000, slog.New(slog.NewTextHandler(&logs, nil)))
 	s.ckdb.Close() // every checkpoint from now on fails
 	write(6000)
@@ -134,24 +134,6 @@ func TestFailingCheckpointsAreLoggedAndBackstopped(t *testing.T) {
 	if got := logs.String(); strings.Count(got, "checkpoint failed") != 1 {
 		t.Errorf("logged %q, want one line about the failing checkpoints", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the checkpointer and the test may use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestIdleCheckpointerRests: with nothing committed since its last complete checkpoint, the
