@@ -75,7 +75,8 @@ const (
 func init() {
 	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string { return nil })})
 	sql.Register(writerDriverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string {
-		return []string{fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBackstopFrames),
+		return []string{"PRAGMA synchronous = NORMAL", // the syncer makes commits durable (sync.go)
+			fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBackstopFrames),
 			fmt.Sprintf("PRAGMA journal_size_limit = %d", walKeepBytes)}
 	})})
 	sql.Register(checkpointerDriverName, &sqlite3.SQLiteDriver{ConnectHook: connectHook(func() []string {
@@ -121,6 +122,7 @@ type Store struct {
 	watchers []func(*store.Change)
 
 	checkpoints *checkpointer
+	syncs       *syncer
 
 	// Used by the writer goroutine only.
 	prepared    map[string]*sql.Stmt // statements prepared on the writer's connection
@@ -190,6 +192,7 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.checkpoints = newCheckpointer(ckdb, log)
+	s.syncs = newSyncer(path+"-wal", log, s.notify)
 	go s.writer()
 	return s, nil
 }
@@ -212,8 +215,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	// The writer connection is the only one allowed to write; BEGIN IMMEDIATE also keeps a
-	// second process's migrator out.
-	return sqltx.Migrate(ctx, s.wdb, dialect, ms, nil)
+	// second process's migrator out. Its commits are not synced by themselves (sync.go).
+	if err := sqltx.Migrate(ctx, s.wdb, dialect, ms, nil); err != nil {
+		return err
+	}
+	// An Update is answered once everything committed before it is synced: an empty one
+	// makes the migrations durable.
+	return s.Update(ctx, func(store.Tx) error { return nil })
 }
 
 // CheckSchema refuses a schema this binary does not know.
@@ -244,13 +252,16 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
-	defer tx.Rollback()
-	return fn(sqltx.New(ctx, tx, dialect, func(q string) (*sql.Stmt, error) {
+	err = fn(sqltx.New(ctx, tx, dialect, func(q string) (*sql.Stmt, error) {
 		if st := s.readStatement(q); st != nil {
 			return tx.StmtContext(ctx, st), nil
 		}
 		return tx.PrepareContext(ctx, q)
 	}))
+	tx.Rollback()
+	// What fn read may come from a commit not yet synced: nobody acts on it before it is
+	// durable (sync.go).
+	return errors.Join(err, s.syncs.wait(ctx))
 }
 
 // maxReadStatements bounds the cache of read statements: queries built with a varying number
@@ -296,6 +307,9 @@ func (s *Store) Watch(fn func(*store.Change)) {
 }
 
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.syncs.err(); err != nil {
+		return err
+	}
 	return s.View(ctx, func(tx store.ReadTx) error {
 		_, err := tx.Integrations()
 		return err
@@ -343,53 +357,84 @@ func (s *Store) closeDBs() error {
 	return errors.Join(ckErr, s.rdb.Close(), s.wdb.Close())
 }
 
-// writer commits batches of Updates until the store is closed.
+// writer commits batches of Updates until the store is closed, and hands each to the syncer,
+// which answers it once durable (sync.go).
 func (s *Store) writer() {
 	defer close(s.done)
-	batch := make([]*op, 0, maxBatch)
+	defer s.syncs.close()
 	for o := range s.ops {
-		batch = append(batch[:0], o)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
+		batch := s.gather(o)
+		seq := s.syncs.reserve() // before the batch can commit: readers may see it from then on
+		c := s.commit(batch)
+		c.seq = seq
+		s.syncs.add(c)
 		s.checkpoints.committed()
 		s.prepareForAll()
 		s.checkpoints.restartWAL()
 	}
 }
 
-// commit runs a batch in one transaction, where one op's failure undoes only that op (see
-// runBatch), tells the watchers, and answers every op once the commit is durable.
-// Watchers come first, as on PostgreSQL: when Update returns they have seen its change, and a
-// watcher registered after that never sees it.
-func (s *Store) commit(batch []*op) {
-	errs := make([]error, len(batch))
-	change, err := s.runBatch(batch, errs)
-	// Watchers hear of the commit before its callers are answered, as on PostgreSQL: when
-	// Update returns, whoever acts on changes already knows of this one.
-	if err == nil && change != nil && (len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0 || len(change.Signals) > 0) {
-		s.mu.RLock()
-		watchers := s.watchers
-		s.mu.RUnlock()
-		for _, w := range watchers {
-			w(change)
+// gather returns the batch that starts with o. While the syncer is busy with earlier batches,
+// it waits for minSyncedBatch Updates, or for the syncer to be done, whichever comes first; then
+// it takes what else is waiting, up to maxBatch.
+func (s *Store) gather(o *op) []*op {
+	batch := append(make([]*op, 0, minSyncedBatch), o)
+	for len(batch) < minSyncedBatch && s.syncs.busy() {
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		case <-s.syncs.idle:
 		}
 	}
-	for i, o := range batch {
-		if err != nil && errs[i] == nil {
-			errs[i] = err // the transaction failed: nothing of the batch committed
+	for len(batch) < maxBatch {
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		default:
+			return batch
 		}
-		o.errc <- errs[i]
+	}
+	return batch
+}
+
+// commit runs a batch in one transaction, where one op's failure undoes only that op (see
+// runBatch). Once the store has failed, it runs nothing.
+func (s *Store) commit(batch []*op) *committed {
+	c := &committed{ops: batch, errs: make([]error, len(batch))}
+	if err := s.syncs.err(); err != nil {
+		for i := range c.errs {
+			c.errs[i] = err
+		}
+		return c
+	}
+	change, err := s.runBatch(batch, c.errs)
+	for i := range batch {
+		if err != nil && c.errs[i] == nil {
+			c.errs[i] = err // the transaction failed: nothing of the batch committed
+		}
+	}
+	if change != nil {
+		c.wrote = true
+		if len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0 || len(change.Signals) > 0 {
+			c.change = change
+		}
+	}
+	return c
+}
+
+// notify tells the watchers of a durable commit.
+func (s *Store) notify(change *store.Change) {
+	s.mu.RLock()
+	watchers := s.watchers
+	s.mu.RUnlock()
+	for _, w := range watchers {
+		w(change)
 	}
 }
 
