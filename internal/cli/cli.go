@@ -17,6 +17,7 @@ import (
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/app"
 	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/store/sqlite"
 )
 
 // Env is what a command runs with: its output streams and environment.
@@ -143,6 +144,8 @@ func serve(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	m := &app.Main{Config: *cfg, Log: cfg.Logger(env.Stderr)}
+	_, onSQLite := sqlite.PathFromURL(cfg.DatabaseURL)
+	tuneRuntime(env.Getenv, onSQLite, m.Log)
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
