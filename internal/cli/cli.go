@@ -145,7 +145,7 @@ func serve(ctx context.Context, env *Env, args []string) error {
 	}
 	m := &app.Main{Config: *cfg, Log: cfg.Logger(env.Stderr)}
 	_, onSQLite := sqlite.PathFromURL(cfg.DatabaseURL)
-	tuneRuntime(env.Getenv, onSQLite, m.Log)
+	tuneRuntime(onSQLite, m.Log)
 	if err := m.Run(ctx); err != nil {
 		return err
 	}

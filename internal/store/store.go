@@ -32,7 +32,8 @@ type Store interface {
 
 	// Watch registers fn to be called after every commit with what it changed, including
 	// commits of other processes sharing the database, when the store can see them. fn runs on
-	// the committing goroutine and must not block.
+	// the store's own goroutine and must not block, nor call the store (on SQLite a View waits
+	// for that goroutine).
 	Watch(fn func(*Change))
 
 	Ping(ctx context.Context) error

@@ -59,6 +59,7 @@ type checkpointer struct {
 	// wait out.
 	restartFrom atomic.Int64
 	failures    atomic.Int64 // checkpoints failed
+	halted      atomic.Bool  // no more checkpoints: a sync failed (Store.failed)
 	asked       int64        // passes when the writer last waited: used by the writer only
 	stop        chan struct{}
 	done        chan struct{}
@@ -99,6 +100,12 @@ func (c *checkpointer) run() {
 		case req = <-c.requests:
 		case <-c.stop:
 			return
+		}
+		if c.halted.Load() {
+			if req.done != nil {
+				close(req.done)
+			}
+			continue
 		}
 		seen = c.commits.Load()
 		mode := `PRAGMA wal_checkpoint(PASSIVE)`
@@ -159,8 +166,16 @@ func (c *checkpointer) restartWAL() {
 	c.asked = c.passes.Load()
 }
 
-func (c *checkpointer) close() error {
+// halt stops the checkpoints for good.
+func (c *checkpointer) halt() { c.halted.Store(true) }
+
+// end stops the goroutine, leaving its connection open.
+func (c *checkpointer) end() {
 	close(c.stop)
 	<-c.done
+}
+
+func (c *checkpointer) close() error {
+	c.end()
 	return c.db.Close()
 }

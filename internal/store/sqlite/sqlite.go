@@ -187,14 +187,57 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		done:     make(chan struct{}),
 	}
 	// Create the file (and the WAL) through the writer before any reader opens it.
-	if err := wdb.Ping(); err != nil {
+	wal, err := openWAL(wdb)
+	if err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.checkpoints = newCheckpointer(ckdb, log)
-	s.syncs = newSyncer(path+"-wal", log, s.notify)
+	s.syncs = newSyncer(wal, log, s.notify, s.failed)
 	go s.writer()
 	return s, nil
+}
+
+// openWAL opens, for the syncer, the WAL of the writer's database, under the name SQLite gives
+// the database (its real path: SQLite follows symbolic links). It refuses a database that is
+// not in WAL mode: the writer's commits would then be synced by nobody.
+func openWAL(wdb *sql.DB) (*os.File, error) {
+	ctx := context.Background()
+	conn, err := wdb.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var mode string
+	var tables int // a read makes SQLite create the WAL of a new database
+	if err := conn.QueryRowContext(ctx, `SELECT (SELECT journal_mode FROM pragma_journal_mode),
+		(SELECT count(*) FROM sqlite_master)`).Scan(&mode, &tables); err != nil {
+		return nil, err
+	}
+	if mode != "wal" {
+		return nil, fmt.Errorf("journal mode is %q, not wal", mode)
+	}
+	var name string
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("writer's connection is a %T", dc)
+		}
+		name = c.GetFilename("main")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Read-write: on some systems (Windows) a file opened read-only cannot be flushed.
+	return os.OpenFile(name+"-wal", os.O_RDWR, 0)
+}
+
+// failed stops what would copy the WAL into the database once a sync has failed: the
+// checkpointer, and (at Close) the connections, the last of which would checkpoint as it
+// closes. The WAL's pages in memory may not be what the disk holds.
+func (s *Store) failed() {
+	s.checkpoints.halt()
 }
 
 // PathFromURL turns sqlite://./parley.db, sqlite:///var/lib/parley.db or sqlite:parley.db into
@@ -341,6 +384,12 @@ func (s *Store) Close() error {
 	for _, st := range s.prepared {
 		st.Close()
 	}
+	if err := s.syncs.err(); err != nil {
+		// Closing the last connection would checkpoint the WAL into the database (failed says
+		// why not): the process's exit closes them. The lock stays held until then too.
+		s.checkpoints.end()
+		return err
+	}
 	// The lock goes last: a server starting now must not take it while this one still writes.
 	return errors.Join(s.closeDBs(), s.releaseServeLock())
 }
@@ -367,12 +416,18 @@ func (s *Store) writer() {
 		seq := s.syncs.reserve() // before the batch can commit: readers may see it from then on
 		c := s.commit(batch)
 		c.seq = seq
+		if afterCommit != nil {
+			afterCommit()
+		}
 		s.syncs.add(c)
 		s.checkpoints.committed()
 		s.prepareForAll()
 		s.checkpoints.restartWAL()
 	}
 }
+
+// afterCommit, when set (by tests), runs after each batch commits and before it is synced.
+var afterCommit func()
 
 // gather returns the batch that starts with o. While the syncer is busy with earlier batches,
 // it waits for minSyncedBatch Updates, or for the syncer to be done, whichever comes first; then

@@ -30,9 +30,10 @@ import (
 // and syncs the database after.
 //
 // The fsync goes to the WAL file through a descriptor of the syncer's own: fsync flushes the
-// file, whichever descriptor wrote it. The descriptor cannot outlive its file: SQLite deletes
-// the WAL only when the database's last connection closes, and the store keeps its own
-// (the checkpointer's, the writer's) open until the syncer has stopped.
+// file, whichever descriptor wrote it. The WAL is named as SQLite names it (the
+// database's real path). SQLite deletes the WAL when the database's last connection closes,
+// which happens when database/sql replaces the writer's connection while no other is open; the
+// syncer then opens the new WAL.
 
 // minSyncedBatch is how many Updates the writer gathers before it starts a transaction while
 // the syncer is busy. Smaller batches cost more per Update (BEGIN, COMMIT and the pages every
@@ -57,10 +58,10 @@ type committed struct {
 // syncer answers the writer's batches in the order they were committed, each once an fsync
 // that began after its commit has succeeded.
 type syncer struct {
-	walPath string
-	wal     *os.File // opened at the first sync: the WAL may not exist before
+	wal     *os.File
 	log     *slog.Logger
 	notify  func(*store.Change) // tells the watchers
+	onFail  func()              // called once, when a sync fails
 	mu      sync.Mutex
 	queue   []*committed
 	closing bool
@@ -73,12 +74,12 @@ type syncer struct {
 	reserved atomic.Int64
 	synced   atomic.Int64
 	advanced chan struct{}
-	failed   atomic.Pointer[error]
+	broken   atomic.Pointer[error] // why the store stopped
 	done     chan struct{}
 }
 
-func newSyncer(wal string, log *slog.Logger, notify func(*store.Change)) *syncer {
-	y := &syncer{walPath: wal, log: log, notify: notify,
+func newSyncer(wal *os.File, log *slog.Logger, notify func(*store.Change), onFail func()) *syncer {
+	y := &syncer{wal: wal, log: log, notify: notify, onFail: onFail,
 		wake: make(chan struct{}, 1), idle: make(chan struct{}, 1), done: make(chan struct{}),
 		advanced: make(chan struct{})}
 	go y.run()
@@ -122,7 +123,7 @@ func (y *syncer) busy() bool { return y.pending.Load() > 0 }
 
 // err is the failure that stopped the store from writing, if any.
 func (y *syncer) err() error {
-	if e := y.failed.Load(); e != nil {
+	if e := y.broken.Load(); e != nil {
 		return *e
 	}
 	return nil
@@ -144,26 +145,33 @@ func (y *syncer) poke(c chan struct{}) {
 	}
 }
 
-// open opens the WAL for syncing, if it is not open yet.
-func (y *syncer) open() error {
-	if y.wal != nil {
-		return nil
+// current returns the WAL's descriptor, opened again if the file at its name is another one,
+// or nil if there is no WAL: SQLite deletes it only after copying it into the database and
+// syncing that, when the database's last connection closes (database/sql may replace the
+// writer's connection).
+func (y *syncer) current() (*os.File, error) {
+	at, err := os.Stat(y.wal.Name())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	f, err := os.Open(y.walPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	if held, err := y.wal.Stat(); err == nil && os.SameFile(at, held) {
+		return y.wal, nil
+	}
+	f, err := os.OpenFile(y.wal.Name(), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	y.wal.Close()
 	y.wal = f
-	return nil
+	return f, nil
 }
 
 func (y *syncer) run() {
 	defer close(y.done)
-	defer func() {
-		if y.wal != nil {
-			y.wal.Close()
-		}
-	}()
+	defer func() { y.wal.Close() }()
 	for {
 		y.mu.Lock()
 		group, closing := y.queue, y.closing
@@ -194,17 +202,15 @@ func (y *syncer) sync(group []*committed) error {
 	if !wrote {
 		return nil
 	}
-	err := y.open()
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // SQLite removes the WAL only once it is copied into the database and synced
-	}
-	if err == nil {
-		err = syncWAL(y.wal)
+	wal, err := y.current()
+	if err == nil && wal != nil {
+		err = syncWAL(wal)
 	}
 	if err != nil {
 		err = fmt.Errorf("sqlite: syncing the WAL failed, so commits may not be durable; the store writes nothing more until parley restarts: %w", err)
-		y.failed.Store(&err)
+		y.broken.Store(&err)
 		y.log.Error(err.Error())
+		y.onFail()
 		return err
 	}
 	return nil
@@ -225,6 +231,7 @@ func (y *syncer) answer(group []*committed, err error) {
 		if err == nil && c.change != nil {
 			y.notify(c.change)
 		}
+		y.pending.Add(-1) // before the callers hear: busy is false once the last has returned
 		for i, o := range c.ops {
 			e := c.errs[i]
 			if err != nil && c.wrote && e == nil {
@@ -232,7 +239,6 @@ func (y *syncer) answer(group []*committed, err error) {
 			}
 			o.errc <- e
 		}
-		y.pending.Add(-1)
 	}
 	y.poke(y.idle)
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,6 +101,131 @@ func TestFailedSyncStopsTheStore(t *testing.T) {
 	if err := s.Ping(t.Context()); err == nil {
 		t.Fatal("Ping is fine after a failed sync")
 	}
+	if err := s.View(t.Context(), func(store.ReadTx) error { return nil }); err == nil {
+		t.Fatal("View is fine after a failed sync: what it reads may not be on disk")
+	}
+	if !s.checkpoints.halted.Load() {
+		t.Fatal("the checkpointer goes on copying a WAL whose sync failed")
+	}
+}
+
+// gate is a fake fsync that says when it is entered and returns, with err's next value, only
+// when allowed to.
+type gate struct {
+	entered, allow chan struct{}
+	mu             sync.Mutex
+	errs           []error // what the calls return, in turn; nil after them
+}
+
+func newGate(errs ...error) *gate {
+	return &gate{entered: make(chan struct{}, 8), allow: make(chan struct{}, 8), errs: errs}
+}
+
+func (g *gate) sync(*os.File) error {
+	g.entered <- struct{}{}
+	<-g.allow
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.errs) == 0 {
+		return nil
+	}
+	err := g.errs[0]
+	g.errs = g.errs[1:]
+	return err
+}
+
+// startPost runs post on a goroutine and returns its outcome's channel.
+func startPost(post func() error) chan error {
+	c := make(chan error, 1)
+	go func() { c <- post() }()
+	return c
+}
+
+// waitPending waits until n batches are committed and waiting for their sync.
+func waitPending(t *testing.T, s *Store, n int64) {
+	deadline := time.Now().Add(10 * time.Second)
+	for s.syncs.pending.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches waiting for their sync, want %d", s.syncs.pending.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// eachBatchAlone has the writer run a batch as soon as it has one Update, even while the syncer
+// is busy, so that tests can commit a batch during an fsync.
+func eachBatchAlone(t *testing.T) {
+	min := minSyncedBatch
+	t.Cleanup(func() { minSyncedBatch = min })
+	minSyncedBatch = 1
+}
+
+// TestBatchCommittedDuringASyncWaitsForTheNext: an fsync makes durable only what was written
+// before it began, so a batch committed while one runs waits for the next.
+func TestBatchCommittedDuringASyncWaitsForTheNext(t *testing.T) {
+	eachBatchAlone(t)
+	g := newGate()
+	s, post := syncStore(t, g.sync)
+	t.Cleanup(func() { close(g.allow) })
+	first := startPost(post)
+	<-g.entered
+	second := startPost(post)
+	waitPending(t, s, 2)
+	g.allow <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case err := <-second:
+		t.Fatalf("a batch committed during an fsync was answered (%v) by it", err)
+	}
+	g.allow <- struct{}{}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBatchCommittedDuringAFailedSyncFails: a batch committed while the fsync that fails runs is
+// not synced by a later fsync that happens to succeed: the store has stopped.
+func TestBatchCommittedDuringAFailedSyncFails(t *testing.T) {
+	eachBatchAlone(t)
+	g := newGate(errors.New("EIO"))
+	s, post := syncStore(t, g.sync)
+	t.Cleanup(func() { close(g.allow) })
+	first := startPost(post)
+	<-g.entered
+	second := startPost(post)
+	waitPending(t, s, 2)
+	g.allow <- struct{}{}
+	if err := <-first; err == nil {
+		t.Fatal("the Update whose sync failed succeeded")
+	}
+	if err := <-second; err == nil {
+		t.Fatal("an Update committed during a failed sync succeeded")
+	}
+}
+
+// TestMigrateSyncs: the writer's commits are not synced by SQLite, migrations' included.
+func TestMigrateSyncs(t *testing.T) {
+	real := syncWAL
+	t.Cleanup(func() { syncWAL = real })
+	var syncs atomic.Int64
+	syncWAL = func(f *os.File) error {
+		syncs.Add(1)
+		return real(f)
+	}
+	s, err := Open(filepath.Join(t.TempDir(), "parley.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if syncs.Load() == 0 {
+		t.Fatal("Migrate returned with its commits not synced")
+	}
 }
 
 // TestSyncsCoverEveryBatch: under concurrent Updates, batches committed while an fsync runs
@@ -154,9 +280,7 @@ func TestViewReturnsOnlyOnceWhatItCouldSeeIsSynced(t *testing.T) {
 	}
 	posted := make(chan error, 1)
 	go func() { posted <- post() }()
-	for !s.syncs.busy() { // committed, and waiting for its sync
-		time.Sleep(time.Millisecond)
-	}
+	waitPending(t, s, 1) // committed, and waiting for its sync
 	read := make(chan error, 1)
 	go func() {
 		read <- s.View(t.Context(), func(tx store.ReadTx) error {
@@ -175,5 +299,89 @@ func TestViewReturnsOnlyOnceWhatItCouldSeeIsSynced(t *testing.T) {
 	}
 	if err := <-posted; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestViewWaitsForABatchCommittedBeforeItIsHandedOver: a batch is visible from its COMMIT, before
+// the syncer has it, so the number a View waits for is taken before the batch runs.
+func TestViewWaitsForABatchCommittedBeforeItIsHandedOver(t *testing.T) {
+	s, post := syncStore(t, func(*os.File) error { return nil })
+	committed, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	afterCommit = func() {
+		once.Do(func() {
+			close(committed)
+			<-release
+		})
+	}
+	t.Cleanup(func() { afterCommit = nil })
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	posted := startPost(post)
+	<-committed
+	read := make(chan error, 1)
+	go func() { read <- s.View(t.Context(), func(store.ReadTx) error { return nil }) }()
+	select {
+	case err := <-read:
+		t.Fatalf("View returned (%v) while a batch it could see was not handed to the syncer", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	open()
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-posted; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSyncsTheWALWhereSQLiteKeepsIt: SQLite follows a symbolic link to the database and keeps the
+// WAL beside the file it points to; the syncer must sync that one, not a name beside the link.
+func TestSyncsTheWALWhereSQLiteKeepsIt(t *testing.T) {
+	dir := t.TempDir()
+	data, links := filepath.Join(dir, "data"), filepath.Join(dir, "links")
+	for _, d := range []string{data, links} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "real.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(data, "real.db"), filepath.Join(links, "parley.db")); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	real := syncWAL
+	t.Cleanup(func() { syncWAL = real })
+	var mu sync.Mutex
+	var synced []string
+	syncWAL = func(f *os.File) error {
+		mu.Lock()
+		synced = append(synced, f.Name())
+		mu.Unlock()
+		return real(f)
+	}
+	s, err := Open(filepath.Join(links, "parley.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want, err := filepath.EvalSymlinks(filepath.Join(data, "real.db-wal"))
+	if err != nil {
+		t.Fatal(err) // no WAL beside the real database
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(synced) == 0 {
+		t.Fatal("nothing synced")
+	}
+	for _, name := range synced {
+		if got, err := filepath.EvalSymlinks(name); err != nil || got != want {
+			t.Fatalf("synced %s, want %s", name, want)
+		}
 	}
 }
