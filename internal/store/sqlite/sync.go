@@ -30,8 +30,8 @@ import (
 // and syncs the database after.
 //
 // The fsync goes to the WAL file through a descriptor of the syncer's own: fsync flushes the
-// file, whichever descriptor wrote it. The WAL is named as SQLite names it (the
-// database's real path). SQLite deletes the WAL when the database's last connection closes,
+// file, whichever descriptor wrote it. The WAL is named as SQLite names it (the database's real
+// path). SQLite deletes the WAL when the database's last connection closes,
 // which happens when database/sql replaces the writer's connection while no other is open; the
 // syncer then opens the new WAL.
 
@@ -190,7 +190,7 @@ func (y *syncer) run() {
 
 // sync fsyncs the WAL if any batch of group committed. Once an fsync has failed, nothing is
 // durable any more: the kernel may have dropped the pages it could not write (and a later fsync
-// would not say so), so the store stops writing and every caller learns why.
+// would not say so), so the store stops, and every caller learns why.
 func (y *syncer) sync(group []*committed) error {
 	if err := y.err(); err != nil {
 		return err
@@ -207,7 +207,7 @@ func (y *syncer) sync(group []*committed) error {
 		err = syncWAL(wal)
 	}
 	if err != nil {
-		err = fmt.Errorf("sqlite: syncing the WAL failed, so commits may not be durable; the store writes nothing more until parley restarts: %w", err)
+		err = fmt.Errorf("sqlite: syncing the WAL failed, so commits may not be durable; the store neither writes nor reads until parley restarts: %w", err)
 		y.broken.Store(&err)
 		y.log.Error(err.Error())
 		y.onFail()
