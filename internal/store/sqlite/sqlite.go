@@ -386,9 +386,10 @@ func (s *Store) Close() error {
 	}
 	if err := s.syncs.err(); err != nil {
 		// Closing the last connection would checkpoint the WAL into the database (failed says
-		// why not): the process's exit closes them. The lock stays held until then too.
+		// why not): the process's exit closes them. The lock, a file of its own, goes: this
+		// store writes nothing more.
 		s.checkpoints.end()
-		return err
+		return errors.Join(err, s.releaseServeLock())
 	}
 	// The lock goes last: a server starting now must not take it while this one still writes.
 	return errors.Join(s.closeDBs(), s.releaseServeLock())

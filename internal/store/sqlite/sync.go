@@ -161,6 +161,9 @@ func (y *syncer) current() (*os.File, error) {
 		return y.wal, nil
 	}
 	f, err := os.OpenFile(y.wal.Name(), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // deleted since the Stat: copied and synced, as above
+	}
 	if err != nil {
 		return nil, err
 	}
