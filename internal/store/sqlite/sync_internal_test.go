@@ -38,27 +38,45 @@ func syncStore(t *testing.T, sync func(wal *os.File) error) (*Store, func() erro
 	}
 }
 
+// latch is what a test's fake holds the store on until the test opens it. Tests register open
+// as a cleanup after syncStore, so that it runs before the store closes even when they fail.
+type latch struct {
+	c    chan struct{}
+	once sync.Once
+}
+
+func newLatch() *latch { return &latch{c: make(chan struct{})} }
+
+func (l *latch) open() { l.once.Do(func() { close(l.c) }) }
+
+// stillWaiting fails the test if c delivers within 100 ms: what it stands for must wait.
+func stillWaiting(t *testing.T, c <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-c:
+		t.Fatalf("%s returned (%v) too early", what, err)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // TestUpdateReturnsOnlyOnceItsCommitIsSynced: the writer's COMMIT does not fsync, so an Update
 // must wait for the syncer's fsync of the WAL, and its watchers hear of it only then.
 func TestUpdateReturnsOnlyOnceItsCommitIsSynced(t *testing.T) {
-	release := make(chan struct{})
+	release := newLatch()
 	var mu sync.Mutex
 	var synced []string
 	s, post := syncStore(t, func(wal *os.File) error {
-		<-release
+		<-release.c
 		mu.Lock()
 		defer mu.Unlock()
 		synced = append(synced, wal.Name())
 		return nil
 	})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open) // before the store closes, even when the test fails
+	t.Cleanup(release.open)
 	told := make(chan struct{}, 16)
 	s.Watch(func(*store.Change) { told <- struct{}{} })
 
-	returned := make(chan error, 1)
-	go func() { returned <- post() }()
+	returned := startPost(post)
 	select {
 	case err := <-returned:
 		t.Fatalf("Update returned (%v) before its commit was synced", err)
@@ -66,7 +84,7 @@ func TestUpdateReturnsOnlyOnceItsCommitIsSynced(t *testing.T) {
 		t.Fatal("a watcher heard of a commit before it was synced")
 	case <-time.After(100 * time.Millisecond):
 	}
-	open()
+	release.open()
 	if err := <-returned; err != nil {
 		t.Fatal(err)
 	}
@@ -267,33 +285,20 @@ func TestSyncsCoverEveryBatch(t *testing.T) {
 // read that could have seen it (the dispatcher reading events to send, a GET) is held until it
 // is: nobody acts on what a power cut could take back.
 func TestViewReturnsOnlyOnceWhatItCouldSeeIsSynced(t *testing.T) {
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
+	release := newLatch()
 	s, post := syncStore(t, func(*os.File) error {
-		<-release
+		<-release.c
 		return nil
 	})
-	t.Cleanup(open)
+	t.Cleanup(release.open)
 	if err := s.View(t.Context(), func(store.ReadTx) error { return nil }); err != nil {
 		t.Fatal(err) // nothing unsynced: at once
 	}
-	posted := make(chan error, 1)
-	go func() { posted <- post() }()
+	posted := startPost(post)
 	waitPending(t, s, 1) // committed, and waiting for its sync
-	read := make(chan error, 1)
-	go func() {
-		read <- s.View(t.Context(), func(tx store.ReadTx) error {
-			_, err := tx.Integrations()
-			return err
-		})
-	}()
-	select {
-	case err := <-read:
-		t.Fatalf("View returned (%v) while a commit it could see was not synced", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	open()
+	read := startView(t, s)
+	stillWaiting(t, read, "View, while a commit it could see was not synced,")
+	release.open()
 	if err := <-read; err != nil {
 		t.Fatal(err)
 	}
@@ -302,32 +307,37 @@ func TestViewReturnsOnlyOnceWhatItCouldSeeIsSynced(t *testing.T) {
 	}
 }
 
+// startView runs a View that reads on a goroutine and returns its outcome's channel.
+func startView(t *testing.T, s *Store) chan error {
+	c := make(chan error, 1)
+	go func() {
+		c <- s.View(t.Context(), func(tx store.ReadTx) error {
+			_, err := tx.Integrations()
+			return err
+		})
+	}()
+	return c
+}
+
 // TestViewWaitsForABatchCommittedBeforeItIsHandedOver: a batch is visible from its COMMIT, before
 // the syncer has it, so the number a View waits for is taken before the batch runs.
 func TestViewWaitsForABatchCommittedBeforeItIsHandedOver(t *testing.T) {
 	s, post := syncStore(t, func(*os.File) error { return nil })
-	committed, release := make(chan struct{}), make(chan struct{})
+	committed, release := make(chan struct{}), newLatch()
 	var once sync.Once
 	afterCommit = func() {
 		once.Do(func() {
 			close(committed)
-			<-release
+			<-release.c
 		})
 	}
 	t.Cleanup(func() { afterCommit = nil })
-	var opened sync.Once
-	open := func() { opened.Do(func() { close(release) }) }
-	t.Cleanup(open)
+	t.Cleanup(release.open)
 	posted := startPost(post)
 	<-committed
-	read := make(chan error, 1)
-	go func() { read <- s.View(t.Context(), func(store.ReadTx) error { return nil }) }()
-	select {
-	case err := <-read:
-		t.Fatalf("View returned (%v) while a batch it could see was not handed to the syncer", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	open()
+	read := startView(t, s)
+	stillWaiting(t, read, "View, while a batch it could see was not handed to the syncer,")
+	release.open()
 	if err := <-read; err != nil {
 		t.Fatal(err)
 	}
