@@ -43,6 +43,7 @@ type messagesConfig struct {
 	noBrain     bool
 	json        bool
 	cpuprofile  string
+	openProfile string
 	keep        bool
 }
 
@@ -68,6 +69,7 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 	fs.BoolVar(&c.kill9, "kill9", false, "also kill -9 parley under load, restart it and count lost messages")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of parley during its closed loop to this file")
+	fs.StringVar(&c.openProfile, "open-cpuprofile", "", "write a CPU profile of parley during its open loop to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (logs, SQLite file) and PostgreSQL schema")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
@@ -348,7 +350,7 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 	if c.noBrain {
 		flags = append(flags, "--brain-in-flight", "0")
 	}
-	srv, err := startParley(parleyBin, db.URL, adminToken, filepath.Join(dir, "parley.log"), c.cpuprofile != "", flags...)
+	srv, err := startParley(parleyBin, db.URL, adminToken, filepath.Join(dir, "parley.log"), c.cpuprofile != "" || c.openProfile != "", flags...)
 	if err != nil {
 		return nil, err
 	}
@@ -366,11 +368,7 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 
 	acc := &accepted{}
 	req = postMessage(client, srv.URL, in, sessions, body, acc)
-	var profiled chan error
-	if c.cpuprofile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- cpuProfile(ctx, srv.PprofAddr, c.warmup, c.duration, c.cpuprofile) }()
-	}
+	profiled := profileDuring(ctx, c, srv.PprofAddr, c.cpuprofile)
 	load = closed
 	load.ServerCPU = srv.proc.CPU
 	if run, err = load.Run(ctx, req); err != nil {
@@ -379,15 +377,16 @@ func runMessages(ctx context.Context, c *messagesConfig, dir string, logf func(s
 	add(name, run)
 	rep.Parley = run.Throughput
 	rep.Ratio = rep.Parley / rep.Ceiling
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return nil, fmt.Errorf("cpu profile: %w", err)
-		}
-		logf("wrote %s", c.cpuprofile)
+	if err := profiled(logf); err != nil {
+		return nil, err
 	}
 	if rate > 0 {
 		load.Rate, load.Clients = rate, c.openClients
+		profiled := profileDuring(ctx, c, srv.PprofAddr, c.openProfile)
 		if run, err = load.Run(ctx, req); err != nil {
+			return nil, err
+		}
+		if err := profiled(logf); err != nil {
 			return nil, err
 		}
 		add(name, run)
@@ -575,6 +574,23 @@ func (a *accepted) count() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// profileDuring starts recording parley's CPU profile into path (none when path is empty)
+// for the measured part of the phase about to start; wait waits for it to be written.
+func profileDuring(ctx context.Context, c *messagesConfig, addr, path string) (wait func(logf func(string, ...any)) error) {
+	if path == "" {
+		return func(func(string, ...any)) error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- cpuProfile(ctx, addr, c.warmup, c.duration, path) }()
+	return func(logf func(string, ...any)) error {
+		if err := <-done; err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		logf("wrote %s", path)
+		return nil
+	}
 }
 
 // cpuProfile records parley's CPU profile during the measured part of a phase.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +64,39 @@ func TestOpenLoopMeasuresFromDueTime(t *testing.T) {
 	// Request i is due at 5ms·i and cannot start before 10ms·i: it waited at least 5ms·i.
 	if max := run.Recorder.Stats().Max; max < 39*5*time.Millisecond {
 		t.Errorf("max latency %v; the last request waited at least 195ms behind the others", max)
+	}
+}
+
+// The open loop sends each request of the schedule once, and none before it is due: released
+// in groups (pace), requests may go late, never early.
+func TestOpenLoopSendsEachRequestOnceWhenDue(t *testing.T) {
+	const rate, n = 2000, 200
+	load := Load{Clients: 8, Rate: rate, Duration: n * time.Second / rate, Grace: time.Minute}
+	start := time.Now()
+	var mu sync.Mutex
+	sent := map[int64]time.Duration{}
+	run, err := load.Run(t.Context(), func(ctx context.Context, i int64) Outcome {
+		at := time.Since(start)
+		mu.Lock()
+		defer mu.Unlock()
+		if _, again := sent[i]; again {
+			t.Errorf("request %d sent twice", i)
+		}
+		sent[i] = at
+		return Outcome{Status: 202}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != n || run.Unsent != 0 {
+		t.Fatalf("sent %d requests (unsent %d), want the %d due", len(sent), run.Unsent, n)
+	}
+	for i, at := range sent {
+		// Run's clock starts after this test's start: a request due at i/rate from Run's start
+		// is sent at least that long after start.
+		if due := time.Duration(i) * time.Second / rate; at < due {
+			t.Errorf("request %d sent at %v, before it was due at %v", i, at, due)
+		}
 	}
 }
 
