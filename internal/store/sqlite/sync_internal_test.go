@@ -395,3 +395,115 @@ func TestSyncsTheWALWhereSQLiteKeepsIt(t *testing.T) {
 		}
 	}
 }
+
+func TestPaceWait(t *testing.T) {
+	min := minSyncedBatch
+	t.Cleanup(func() { minSyncedBatch = min })
+	minSyncedBatch = 4
+	wrote := []*committed{{wrote: true}}
+	now := time.Now()
+	for _, c := range []struct {
+		name   string
+		last   pace
+		group  []*committed
+		queued int
+		wait   bool
+	}{
+		{"after an fsync of several Updates, a few wait", pace{began: now, updates: 2}, wrote, 3, true},
+		{"enough Updates do not wait", pace{began: now, updates: 2}, wrote, 4, false},
+		{"after an fsync of one Update (one caller at a time), none waits", pace{began: now, updates: 1}, wrote, 1, false},
+		{"nor before the first fsync", pace{}, wrote, 1, false},
+		{"nor once syncEvery has passed", pace{began: now.Add(-syncEvery), updates: 2}, wrote, 1, false},
+		{"nor answers that need no fsync", pace{began: now, updates: 2}, []*committed{{}}, 1, false},
+	} {
+		w := c.last.wait(c.group, c.queued)
+		if (w > 0) != c.wait || w > syncEvery {
+			t.Errorf("%s: wait %v", c.name, w)
+		}
+	}
+}
+
+// pausedStore returns a store whose syncer, after an fsync that covered two Updates, holds a
+// third, posted alone, in its pause, which lasts an hour: only more Updates or Close end it.
+// minSyncedBatch is 3.
+func pausedStore(t *testing.T) (s *Store, post func() error, paused chan error) {
+	min, every := minSyncedBatch, syncEvery
+	t.Cleanup(func() { minSyncedBatch, syncEvery = min, every })
+	minSyncedBatch, syncEvery = 3, time.Hour
+	s, post = syncStore(t, func(f *os.File) error { return f.Sync() })
+	// Two Updates wait for the writer while it runs another: they make the next batch.
+	busy := newLatch()
+	t.Cleanup(busy.open)
+	running := make(chan struct{})
+	blocker := make(chan error, 1)
+	go func() {
+		blocker <- s.Update(t.Context(), func(store.Tx) error {
+			close(running)
+			<-busy.c
+			return nil
+		})
+	}()
+	<-running
+	two, three := startPost(post), startPost(post)
+	waitQueued(t, s, 2)
+	busy.open()
+	for _, c := range []chan error{blocker, two, three} {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused = startPost(post)
+	stillWaiting(t, paused, "an Update paced after an fsync of two")
+	return s, post, paused
+}
+
+// waitQueued waits until n Updates wait for the writer.
+func waitQueued(t *testing.T, s *Store, n int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.ops) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Updates waiting for the writer, want %d", len(s.ops), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPausedSyncerSyncsOnceEnoughUpdatesWait: the pause saves fsyncs while few Updates come;
+// as many as make a batch end it.
+func TestPausedSyncerSyncsOnceEnoughUpdatesWait(t *testing.T) {
+	_, post, paused := pausedStore(t)
+	more := []chan error{paused}
+	for range minSyncedBatch {
+		more = append(more, startPost(post))
+	}
+	for _, c := range more {
+		if err := soon(t, c, "an Update in a batch that ends the pause"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// soon returns what c delivers, failing the test if that takes more than 10 s.
+func soon(t *testing.T, c <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-c:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still waits after 10 s", what)
+		return nil
+	}
+}
+
+// TestCloseEndsTheSyncersPause: Close answers what waits in the pause at once.
+func TestCloseEndsTheSyncersPause(t *testing.T) {
+	s, _, paused := pausedStore(t)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	if err := soon(t, paused, "the Update in the pause"); err != nil {
+		t.Fatal(err)
+	}
+	if err := soon(t, closed, "Close"); err != nil {
+		t.Fatal(err)
+	}
+}
