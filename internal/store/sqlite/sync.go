@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/parleyhq/parley/internal/store"
 )
@@ -37,22 +36,10 @@ import (
 // syncer then opens the new WAL.
 
 // minSyncedBatch is how many Updates the writer gathers before it starts a transaction while
-// the syncer is busy, and how many the syncer waits for (see syncEvery). Smaller batches cost
-// more per Update (BEGIN, COMMIT, the pages every commit writes, and an fsync); waiting for the
-// syncer to be idle gives up running beside it. Measured: 8 and 16 alike in a closed loop, 16
-// with syncEvery cheaper in an open one. Variable for tests.
-var minSyncedBatch = 16
-
-// syncEvery paces the syncer when Updates come steadily but not many at once: it then waits
-// until this long after its last fsync began, or until minSyncedBatch Updates are waiting,
-// before the next fsync. Each fsync costs the kernel 70-90 µs of CPU; without the pause, the
-// syncer synced as soon as anything was committed, 1,200 times a second at 7,000 messages/s,
-// a few messages each, and a message cost 125-155 µs of parley's CPU against 80-90 in a closed
-// loop at twice the rate. With it, 102-121 µs (at 7,000 and 9,000/s, interleaved runs), at most
-// 1.5 ms more latency, and none when the load is high enough to fill the batches or so light
-// that the last fsync covered a single Update (one caller at a time never waits for it).
-// Variable for tests.
-var syncEvery = 1500 * time.Microsecond
+// the syncer is busy. Smaller batches cost more per Update (BEGIN, COMMIT and the pages every
+// commit writes); waiting for the syncer to be idle gives up running beside it. Variable for
+// measurements.
+var minSyncedBatch = 8
 
 // syncWAL makes everything written to the WAL durable. Variable for tests, which make it fail
 // or wait.
@@ -77,7 +64,6 @@ type syncer struct {
 	onFail  func()              // called once, when a sync fails
 	mu      sync.Mutex
 	queue   []*committed
-	queued  int // Updates in queue
 	closing bool
 	wake    chan struct{} // cap 1: the queue has something, or the syncer must stop
 	idle    chan struct{} // cap 1: poked when the syncer answered everything it had
@@ -105,7 +91,6 @@ func (y *syncer) add(c *committed) {
 	y.pending.Add(1)
 	y.mu.Lock()
 	y.queue = append(y.queue, c)
-	y.queued += len(c.ops)
 	y.mu.Unlock()
 	y.poke(y.wake)
 }
@@ -190,56 +175,20 @@ func (y *syncer) current() (*os.File, error) {
 func (y *syncer) run() {
 	defer close(y.done)
 	defer func() { y.wal.Close() }()
-	var last pace
-	pause := time.NewTimer(time.Hour)
-	pause.Stop()
 	for {
 		y.mu.Lock()
-		group, queued, closing := y.queue, y.queued, y.closing
+		group, closing := y.queue, y.closing
+		y.queue = nil
+		y.mu.Unlock()
 		if len(group) == 0 {
-			y.mu.Unlock()
 			if closing {
 				return
 			}
 			<-y.wake
 			continue
 		}
-		if wait := last.wait(group, queued); wait > 0 && !closing {
-			y.mu.Unlock()
-			pause.Reset(wait)
-			select {
-			case <-y.wake: // more to sync, or Close
-			case <-pause.C:
-				last = pace{}
-			}
-			continue
-		}
-		y.queue, y.queued = nil, 0
-		y.mu.Unlock()
-		last = pace{began: time.Now(), updates: queued}
 		y.answer(group, y.sync(group))
 	}
-}
-
-// pace is what the syncer knows of its last fsync (syncEvery says why).
-type pace struct {
-	began   time.Time
-	updates int // Updates it covered
-}
-
-// wait returns how long to wait before syncing group, which holds queued Updates: 0 if now.
-func (p pace) wait(group []*committed, queued int) time.Duration {
-	if p.updates < 2 || queued >= minSyncedBatch {
-		return 0
-	}
-	wrote := false
-	for _, c := range group {
-		wrote = wrote || c.wrote
-	}
-	if !wrote {
-		return 0 // nothing to fsync: the answers need not wait
-	}
-	return max(0, time.Until(p.began.Add(syncEvery)))
 }
 
 // sync fsyncs the WAL if any batch of group committed. Once an fsync has failed, nothing is
