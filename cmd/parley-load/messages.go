@@ -87,9 +87,16 @@ func parseMessages(args []string, stderr io.Writer) (*messagesConfig, error) {
 		return nil, fmt.Errorf("--db must be sqlite or postgres, not %q", c.db)
 	}
 	if c.rate != "auto" {
-		if r, err := strconv.ParseFloat(c.rate, 64); err != nil || r < 0 || math.IsInf(r, 0) {
+		r, err := strconv.ParseFloat(c.rate, 64)
+		if err != nil || r < 0 || math.IsInf(r, 0) {
 			return nil, fmt.Errorf("--rate must be auto or a number of requests per second, not %q", c.rate)
 		}
+		if r == 0 && c.openProfile != "" {
+			return nil, errors.New("--open-cpuprofile needs an open loop: --rate 0 skips it")
+		}
+	}
+	if c.openProfile != "" && c.openProfile == c.cpuprofile {
+		return nil, errors.New("--cpuprofile and --open-cpuprofile must be different files")
 	}
 	return c, nil
 }

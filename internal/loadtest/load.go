@@ -27,8 +27,6 @@ import (
 // sending it. A server that stalls is charged for every request it held up (no coordinated
 // omission), so the percentiles are those a steady stream of users would see. Clients bounds
 // how many requests are in flight; when all are busy, due requests wait and their wait counts.
-// Due requests are released together every paceEvery at most: late by up to that, and charged
-// for it.
 type Load struct {
 	Clients  int
 	Rate     float64       // requests per second; 0 is a closed loop
@@ -101,34 +99,37 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	var wg sync.WaitGroup
 	var meter meter
 	stopMeter := meter.start(measureFrom, l.ServerCPU)
-	var dues chan int64 // open loop: the numbers of requests now due, released by pace
-	if l.Rate > 0 {
-		dues = make(chan int64, l.Clients)
-		wg.Go(func() { l.pace(ctx, start, end, dues) })
-	}
 	for c := range l.Clients {
 		wg.Go(func() {
 			rec := recs[c]
-			if dues != nil {
-				for i := range dues {
-					due := start.Add(time.Duration(float64(i) / l.Rate * float64(time.Second)))
-					sent.Add(1)
-					o := do(ctx, i)
-					if !due.Before(measureFrom) && ctx.Err() == nil {
-						rec.Record(time.Since(due), o)
-					}
-				}
-				return
-			}
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
-				t0 := time.Now()
-				if !t0.Before(end) || (l.Requests > 0 && i >= l.Requests) {
+				if l.Rate <= 0 {
+					t0 := time.Now()
+					if !t0.Before(end) || (l.Requests > 0 && i >= l.Requests) {
+						return
+					}
+					o := do(ctx, i)
+					if !t0.Before(measureFrom) && ctx.Err() == nil {
+						rec.Record(time.Since(t0), o)
+					}
+					continue
+				}
+				due := start.Add(time.Duration(float64(i) / l.Rate * float64(time.Second)))
+				if !due.Before(end) {
 					return
 				}
+				now := time.Now()
+				if now.After(end.Add(l.Grace)) {
+					return // hopelessly behind: what is left of the schedule is counted unsent
+				}
+				if wait := due.Sub(now); wait > 0 && !sleep(ctx, wait) {
+					return
+				}
+				sent.Add(1)
 				o := do(ctx, i)
-				if !t0.Before(measureFrom) && ctx.Err() == nil {
-					rec.Record(time.Since(t0), o)
+				if !due.Before(measureFrom) && ctx.Err() == nil {
+					rec.Record(time.Since(due), o)
 				}
 			}
 		})
@@ -147,36 +148,6 @@ func (l Load) Run(ctx context.Context, do Request) (*Run, error) {
 	run.Recorder.Merge(recs...)
 	run.Throughput = float64(run.Recorder.Count()) / run.Elapsed.Seconds()
 	return run, ctx.Err()
-}
-
-// paceEvery is how often an open loop releases the requests that fell due since the last time.
-// A timer per request (at 10,000/s and more) cost the clients about as much CPU as the requests
-// themselves, taken from the server on a shared machine; a request released late by up to this
-// much is charged for it, since latency counts from when it was due.
-const paceEvery = 500 * time.Microsecond
-
-// pace sends on dues the number of each request as it falls due, until the schedule ends, ctx
-// does, or the grace after the end runs out; then it closes dues.
-func (l Load) pace(ctx context.Context, start, end time.Time, dues chan<- int64) {
-	defer close(dues)
-	at := func(i int64) time.Time { return start.Add(time.Duration(float64(i) / l.Rate * float64(time.Second))) }
-	graceEnd := end.Add(l.Grace)
-	for i := int64(0); ; {
-		now := time.Now()
-		for ; !at(i).After(now); i++ {
-			if !at(i).Before(end) || time.Now().After(graceEnd) {
-				return // after the grace, what is left of the schedule is counted unsent
-			}
-			select {
-			case dues <- i: // blocks while every client is busy: the wait is charged
-			case <-ctx.Done():
-				return
-			}
-		}
-		if !sleep(ctx, max(at(i).Sub(now), paceEvery)) {
-			return
-		}
-	}
 }
 
 // meter samples CPU time when the measured window opens and when the last measured request

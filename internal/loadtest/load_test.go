@@ -128,6 +128,29 @@ func TestLoadStopsWithContext(t *testing.T) {
 	}
 }
 
+// An open loop stops with its context too, even with every client waiting on a server that
+// does not answer: what was released and not sent is not sent.
+func TestOpenLoopStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	start := time.Now()
+	var calls atomic.Int64
+	run, err := Load{Clients: 2, Rate: 1000, Duration: time.Hour}.Run(ctx, func(ctx context.Context, i int64) Outcome {
+		calls.Add(1)
+		<-ctx.Done()
+		return Outcome{Err: ctx.Err()}
+	})
+	if err != context.Canceled || time.Since(start) > 10*time.Second {
+		t.Fatalf("Run = %v after %v; want canceled promptly", err, time.Since(start))
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d requests sent; want the 2 the clients took before the cancel", n)
+	}
+	if run.Unsent < 1000*3600-2 {
+		t.Errorf("unsent %d; want the whole schedule but the 2 sent", run.Unsent)
+	}
+}
+
 func TestSinkChecksSignatures(t *testing.T) {
 	sink := &Sink{Secret: "s3cret", Status: http.StatusOK, Body: []byte(`{}`)}
 	var observed atomic.Int64
