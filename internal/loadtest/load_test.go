@@ -67,8 +67,8 @@ func TestOpenLoopMeasuresFromDueTime(t *testing.T) {
 	}
 }
 
-// The open loop sends each request of the schedule once, and none before it is due: released
-// in groups (pace), requests may go late, never early.
+// The open loop sends each request of the schedule once, and none before it is due: requests
+// may go late (and are charged for it), never early.
 func TestOpenLoopSendsEachRequestOnceWhenDue(t *testing.T) {
 	const rate, n = 2000, 200
 	load := Load{Clients: 8, Rate: rate, Duration: n * time.Second / rate, Grace: time.Minute}
