@@ -9,6 +9,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley"
@@ -54,6 +55,35 @@ type Change struct {
 	Rescan bool
 	// Signals are the passing notices the commit carried (Tx.Signal), for the console.
 	Signals []Signal
+}
+
+// Empty reports whether c holds nothing a watcher follows (no event, job, conversation or
+// signal): such a commit is not announced.
+func (c *Change) Empty() bool {
+	return len(c.Events) == 0 && len(c.Jobs) == 0 && len(c.Conversations) == 0 && len(c.Signals) == 0
+}
+
+// Watchers is a store's list of Watch functions: Add may run while Notify does.
+type Watchers struct {
+	mu  sync.RWMutex
+	fns []func(*Change)
+}
+
+// Add registers fn.
+func (w *Watchers) Add(fn func(*Change)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fns = append(w.fns, fn)
+}
+
+// Notify calls every function registered so far with c, in the caller's goroutine.
+func (w *Watchers) Notify(c *Change) {
+	w.mu.RLock()
+	fns := w.fns
+	w.mu.RUnlock()
+	for _, fn := range fns {
+		fn(c)
+	}
 }
 
 // Signal is a passing notice about a conversation that is not stored anywhere, such as an agent

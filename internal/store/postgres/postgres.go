@@ -72,8 +72,7 @@ type Store struct {
 	closeOnce     sync.Once
 	announced     chan struct{} // closed when the announcer has stopped
 
-	mu       sync.RWMutex
-	watchers []func(*store.Change)
+	watchers store.Watchers
 }
 
 // Open connects to the database at url (postgres://...), with at most maxConns connections
@@ -138,8 +137,8 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if err != nil && retryable(err) && attempt < 4 {
 			continue // a deadlock or serialization failure: the whole of fn runs again
 		}
-		if err == nil && !empty(change) {
-			s.notifyLocal(change) // as SQLite does: a commit that adds nothing to follow is not announced
+		if err == nil && !change.Empty() {
+			s.watchers.Notify(change) // as SQLite does: a commit that adds nothing to follow is not announced
 			s.queueAnnouncement(encodeNotification(s.node, change))
 		}
 		return err
@@ -179,10 +178,6 @@ func retryable(err error) bool {
 	return ok && (e.Code == "40001" || e.Code == "40P01")
 }
 
-func empty(c *store.Change) bool {
-	return len(c.Events) == 0 && len(c.Jobs) == 0 && len(c.Conversations) == 0 && len(c.Signals) == 0
-}
-
 func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
@@ -192,20 +187,7 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	return fn(sqltx.New(ctx, tx, dialect, nil))
 }
 
-func (s *Store) Watch(fn func(*store.Change)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.watchers = append(s.watchers, fn)
-}
-
-func (s *Store) notifyLocal(c *store.Change) {
-	s.mu.RLock()
-	watchers := s.watchers
-	s.mu.RUnlock()
-	for _, w := range watchers {
-		w(c)
-	}
-}
+func (s *Store) Watch(fn func(*store.Change)) { s.watchers.Add(fn) }
 
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
@@ -311,7 +293,7 @@ func (s *Store) listen(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for first := true; ctx.Err() == nil; first = false {
 		if !first {
-			s.notifyLocal(&store.Change{Remote: true, Rescan: true})
+			s.watchers.Notify(&store.Change{Remote: true, Rescan: true})
 		}
 		err := s.listenOnce(ctx)
 		if ctx.Err() != nil {
@@ -347,7 +329,7 @@ func (s *Store) listenOnce(ctx context.Context) error {
 			continue
 		}
 		if node != s.node {
-			s.notifyLocal(change)
+			s.watchers.Notify(change)
 		}
 	}
 }

@@ -119,7 +119,7 @@ type Store struct {
 	closed   bool
 	ops      chan *op
 	done     chan struct{}
-	watchers []func(*store.Change)
+	watchers store.Watchers
 
 	checkpoints *checkpointer
 	syncs       *syncer
@@ -193,7 +193,7 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.checkpoints = newCheckpointer(ckdb, log)
-	s.syncs = newSyncer(wal, log, s.notify, s.failed)
+	s.syncs = newSyncer(wal, log, s.watchers.Notify, s.failed)
 	go s.writer()
 	return s, nil
 }
@@ -343,11 +343,7 @@ func (s *Store) readStatement(q string) *sql.Stmt {
 	return nil
 }
 
-func (s *Store) Watch(fn func(*store.Change)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.watchers = append(s.watchers, fn)
-}
+func (s *Store) Watch(fn func(*store.Change)) { s.watchers.Add(fn) }
 
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.syncs.err(); err != nil {
@@ -477,21 +473,11 @@ func (s *Store) commit(batch []*op) *committed {
 	}
 	if change != nil {
 		c.wrote = true
-		if len(change.Events) > 0 || len(change.Jobs) > 0 || len(change.Conversations) > 0 || len(change.Signals) > 0 {
+		if !change.Empty() {
 			c.change = change
 		}
 	}
 	return c
-}
-
-// notify tells the watchers of a durable commit.
-func (s *Store) notify(change *store.Change) {
-	s.mu.RLock()
-	watchers := s.watchers
-	s.mu.RUnlock()
-	for _, w := range watchers {
-		w(change)
-	}
 }
 
 func (s *Store) runBatch(batch []*op, errs []error) (*store.Change, error) {

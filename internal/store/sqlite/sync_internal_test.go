@@ -85,9 +85,7 @@ func TestUpdateReturnsOnlyOnceItsCommitIsSynced(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	release.open()
-	if err := <-returned; err != nil {
-		t.Fatal(err)
-	}
+	succeeds(t, returned)
 	select {
 	case <-told:
 	default:
@@ -152,6 +150,16 @@ func (g *gate) sync(*os.File) error {
 	return err
 }
 
+// succeeds fails the test unless each of cs delivers nil.
+func succeeds(t *testing.T, cs ...chan error) {
+	t.Helper()
+	for _, c := range cs {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // startPost runs post on a goroutine and returns its outcome's channel.
 func startPost(post func() error) chan error {
 	c := make(chan error, 1)
@@ -190,18 +198,14 @@ func TestBatchCommittedDuringASyncWaitsForTheNext(t *testing.T) {
 	second := startPost(post)
 	waitPending(t, s, 2)
 	g.allow <- struct{}{}
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
+	succeeds(t, first)
 	select {
 	case <-g.entered:
 	case err := <-second:
 		t.Fatalf("a batch committed during an fsync was answered (%v) by it", err)
 	}
 	g.allow <- struct{}{}
-	if err := <-second; err != nil {
-		t.Fatal(err)
-	}
+	succeeds(t, second)
 }
 
 // TestBatchCommittedDuringAFailedSyncFails: a batch committed while the fsync that fails runs is
@@ -299,12 +303,7 @@ func TestViewReturnsOnlyOnceWhatItCouldSeeIsSynced(t *testing.T) {
 	read := startView(t, s)
 	stillWaiting(t, read, "View, while a commit it could see was not synced,")
 	release.open()
-	if err := <-read; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-posted; err != nil {
-		t.Fatal(err)
-	}
+	succeeds(t, read, posted)
 }
 
 // startView runs a View that reads on a goroutine and returns its outcome's channel.
@@ -338,12 +337,7 @@ func TestViewWaitsForABatchCommittedBeforeItIsHandedOver(t *testing.T) {
 	read := startView(t, s)
 	stillWaiting(t, read, "View, while a batch it could see was not handed to the syncer,")
 	release.open()
-	if err := <-read; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-posted; err != nil {
-		t.Fatal(err)
-	}
+	succeeds(t, read, posted)
 }
 
 // TestSyncsTheWALWhereSQLiteKeepsIt: SQLite follows a symbolic link to the database and keeps the
