@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,6 +30,8 @@ func TestMessages(t *testing.T) {
 	}
 	args := []string{"messages", "--duration", "300ms", "--warmup", "100ms", "--clients", "8", "--sessions", "20",
 		"--rate", "200", "--open-clients", "12", "--kill9", "--json"}
+	openProfile := filepath.Join(t.TempDir(), "open.prof")
+	args = append(args, "--open-cpuprofile", openProfile)
 	if os.Getenv("PARLEY_LOAD_TEST_DB") == "postgres" {
 		args = append(args, "--db", "postgres", "--postgres-url", testenv.PostgresURL(t))
 	}
@@ -64,6 +67,9 @@ func TestMessages(t *testing.T) {
 	}
 	if m := out.Median; m.Runs != 1 || m.Parley != rep.Parley || m.OpenRate != 200 || m.OpenP99Ms <= 0 || m.Lost != 0 {
 		t.Errorf("median %+v", m)
+	}
+	if fi, err := os.Stat(openProfile); err != nil || fi.Size() == 0 {
+		t.Errorf("no CPU profile of the open loop: %v", err)
 	}
 }
 
@@ -105,6 +111,7 @@ func TestUsage(t *testing.T) {
 		t.Errorf("exit %d, usage %q", code, stdout.String())
 	}
 	for _, args := range [][]string{{"nonsense"}, {"messages", "--db", "oracle"}, {"messages", "--rate", "fast"}, {"messages", "--open-clients", "0"},
+		{"messages", "--rate", "0", "--open-cpuprofile", "open.prof"}, {"messages", "--cpuprofile", "p", "--open-cpuprofile", "p"},
 		{"brain", "--db", "oracle"}, {"brain", "--rate", "-1"}} {
 		stderr.Reset()
 		if code := run(t.Context(), args, &stdout, &stderr); code == 0 {
