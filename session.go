@@ -30,6 +30,9 @@ type Session struct {
 	Context           []byte // a JSON object
 	ConversationID    string // the current conversation
 	Partition         int
+	// Num is the store's own number for the session, which its messages carry instead of the
+	// 36-character ID (a smaller index: see migration 7). The store sets it; nothing else uses it.
+	Num int64
 	// EventSeq and JobSeq number the session's outbox events and brain jobs 1, 2, 3, ... so the
 	// process delivering them can tell when it has missed one.
 	EventSeq       int64

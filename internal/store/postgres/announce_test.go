@@ -6,6 +6,7 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/store/storetest"
 	"github.com/parleyhq/parley/internal/testenv"
 )
 
@@ -35,7 +36,7 @@ func TestAnnouncementsAfterCommit(t *testing.T) {
 			t.Fatal("b never heard of a's commits")
 		}
 		j := newJob()
-		if err := a.Update(t.Context(), func(tx store.Tx) error { return insertJob(tx, j) }); err != nil {
+		if err := a.Update(t.Context(), func(tx store.Tx) error { return storetest.InsertJob(tx, j) }); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -50,7 +51,7 @@ func TestAnnouncementsAfterCommit(t *testing.T) {
 	for range n {
 		j := newJob()
 		want[j.SessionID] = true
-		go func() { done <- a.Update(t.Context(), func(tx store.Tx) error { return insertJob(tx, j) }) }()
+		go func() { done <- a.Update(t.Context(), func(tx store.Tx) error { return storetest.InsertJob(tx, j) }) }()
 	}
 	for range n {
 		if err := <-done; err != nil {

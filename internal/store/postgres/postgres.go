@@ -44,6 +44,8 @@ var dialect = &sqltx.Dialect{
 	Numbered:   true,
 	ForUpdate:  " FOR UPDATE",
 	SkipLocked: " SKIP LOCKED",
+	// Concurrent transactions create sessions: a sequence hands out their numbers.
+	NextSessionNum: `SELECT nextval(pg_get_serial_sequence('sessions', 'num'))`,
 	UniqueViolation: func(err error) bool {
 		e, ok := errors.AsType[*pgconn.PgError](err)
 		return ok && e.Code == "23505"

@@ -160,7 +160,7 @@ func TestRescan(t *testing.T) {
 		for range 500 {
 			j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
 				SessionSeq: 1}
-			if err := a.Update(t.Context(), func(tx store.Tx) error { return insertJob(tx, j) }); err != nil {
+			if err := a.Update(t.Context(), func(tx store.Tx) error { return storetest.InsertJob(tx, j) }); err != nil {
 				t.Fatal(err)
 			}
 			heard := func(c *store.Change) bool {
@@ -199,14 +199,6 @@ func TestRescan(t *testing.T) {
 	hears("after reconnecting")
 }
 
-// insertJob commits a brain job with the user message it lives in, for the job's session and
-// conversation: a commit other stores hear of.
-func insertJob(tx store.Tx, j *parley.BrainJob) error {
-	m := &parley.Message{ID: parley.NewID(), SessionID: j.SessionID, ConversationID: j.ConversationID,
-		Author: parley.AuthorUser}
-	return tx.InsertMessageWithJob(m, j)
-}
-
 // TestJobsUpgrade migrates a database a parley of schema 4 left with brain work waiting.
 func TestJobsUpgrade(t *testing.T) {
 	t.Parallel()
@@ -220,4 +212,20 @@ func TestJobsUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.JobsUpgrade(t, db, func() store.Store { return openURL(t, u, true) })
+}
+
+// TestSessionNumUpgrade migrates a database a parley of schema 6 left, with messages of two
+// sessions.
+func TestSessionNumUpgrade(t *testing.T) {
+	t.Parallel()
+	u := testenv.PostgresSchema(t)
+	ms, err := postgres.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, u)
+	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "postgres", Numbered: true}, ms[:6], nil); err != nil {
+		t.Fatal(err)
+	}
+	storetest.SessionNumUpgrade(t, db, func() store.Store { return openURL(t, u, true) })
 }

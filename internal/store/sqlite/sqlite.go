@@ -40,11 +40,17 @@ func Migrations() ([]sqltx.Migration, error) {
 var dialect = &sqltx.Dialect{
 	Name:         "sqlite",
 	LastInsertID: true,
+	// The writer is the only one: the next number cannot be taken twice (and sessions_num is
+	// unique should another process write).
+	NextSessionNum: `SELECT coalesce(max(num), 0) + 1 FROM sessions`,
 	UniqueViolation: func(err error) bool {
 		e, ok := errors.AsType[sqlite3.Error](err)
 		return ok && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
 	},
 }
+
+// Dialect returns the dialect of SQLite stores, for tests that drive sqltx directly.
+func Dialect() *sqltx.Dialect { return dialect }
 
 // The pragmas every connection gets. Each is a decision:
 var pragmas = []string{

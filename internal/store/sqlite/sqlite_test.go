@@ -196,3 +196,19 @@ func TestJobsUpgrade(t *testing.T) {
 	}
 	storetest.JobsUpgrade(t, db, func() store.Store { return openPath(t, path, true) })
 }
+
+// TestSessionNumUpgrade migrates a database a parley of schema 6 left, with messages of two
+// sessions.
+func TestSessionNumUpgrade(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	ms, err := sqlite.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "sqlite"}, ms[:6], nil); err != nil {
+		t.Fatal(err)
+	}
+	storetest.SessionNumUpgrade(t, db, func() store.Store { return openPath(t, path, true) })
+}

@@ -21,3 +21,6 @@ func SetExclusiveWait(d time.Duration) (restore func()) {
 func JobQueries(partitions int) []string {
 	return []string{pendingJobsQuery, pendingSessionsQuery(jobsFrom, jobsSession, jobsPartition, waitingJobs, partitions)}
 }
+
+// MessageQueries are the queries that read a session's messages.
+func MessageQueries() []string { return []string{messagesQuery, recentMessagesQuery} }

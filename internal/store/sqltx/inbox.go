@@ -42,7 +42,7 @@ func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.Conversation
 	q := `SELECT c.id, c.session_id, c.integration_id, c.status, c.handled_by, c.assignee_id, c.created_at,
 		c.updated_at, c.resolved_at, i.name, s.external_session_id, s.status, s.context,
 		COALESCE(a.name, ''), COALESCE(a.avatar, ''),
-		(SELECT COUNT(*) FROM messages u WHERE u.session_id = c.session_id AND u.conversation_id = c.id
+		(SELECT COUNT(*) FROM messages u WHERE u.session_num = s.num AND u.conversation_id = c.id
 			AND u.author = 'user' AND u.read_at = 0),
 		COALESCE(m.seq, 0), COALESCE(CAST(m.id AS TEXT), ''), COALESCE(CAST(m.conversation_id AS TEXT), ''),
 		COALESCE(m.author, ''), COALESCE(m.agent, ''), COALESCE(m.text, ''), COALESCE(m.attachments, ''),
@@ -51,7 +51,7 @@ func (t *Tx) ConversationList(f store.ConversationFilter) ([]*store.Conversation
 		JOIN sessions s ON s.id = c.session_id
 		JOIN integrations i ON i.id = c.integration_id
 		LEFT JOIN agents a ON c.assignee_id <> '' AND CAST(a.id AS TEXT) = c.assignee_id
-		LEFT JOIN messages m ON m.seq = (SELECT MAX(x.seq) FROM messages x WHERE x.session_id = c.session_id)
+		LEFT JOIN messages m ON m.seq = (SELECT MAX(x.seq) FROM messages x WHERE x.session_num = s.num)
 		WHERE ` + strings.Join(where, " AND ") + order
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
@@ -124,9 +124,11 @@ func (t *Tx) ConversationCounts(integrationIDs []string, agentID string) (store.
 	return n, t.wrap("count conversations", rows.Err(), "conversation")
 }
 
+const recentMessagesQuery = `SELECT ` + messageColumns + ` FROM messages WHERE session_num = (` + numOf + `)
+	ORDER BY seq DESC LIMIT ?`
+
 func (t *Tx) RecentMessages(sessionID string, limit int) ([]*parley.Message, error) {
-	rows, err := t.query(`SELECT `+messageColumns+` FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?`,
-		sessionID, limit)
+	rows, err := t.query(recentMessagesQuery, sessionID, limit)
 	if err != nil {
 		return nil, t.wrap("recent messages", err, "message")
 	}

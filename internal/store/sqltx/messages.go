@@ -1,13 +1,18 @@
 package sqltx
 
 import (
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/parleyhq/parley"
 )
+
+// numOf is a session's number (Session.Num) for a read that names the session by its ID.
+const numOf = `SELECT num FROM sessions WHERE id = ?`
 
 const messageColumns = `seq, id, session_id, conversation_id, author, agent, text, attachments, responses,
 	created_at, delivered_at, read_at`
@@ -77,9 +82,14 @@ func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob) error {
 	if j != nil {
 		jobSeq, jobStart = j.SessionSeq, j.ConversationStart
 	}
-	m.Seq, err = t.insert(`INSERT INTO messages (id, session_id, conversation_id, author, agent, text, attachments,
-		responses, created_at, delivered_at, read_at, job_seq, job_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.SessionID, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
+	num, err := t.sessionNum(m.SessionID)
+	if err != nil {
+		return t.wrap("insert message", err, "session")
+	}
+	m.Seq, err = t.insert(`INSERT INTO messages (id, session_id, session_num, conversation_id, author, agent, text,
+		attachments, responses, created_at, delivered_at, read_at, job_seq, job_start)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.SessionID, num, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
 		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt), jobSeq, boolInt(jobStart))
 	if err == nil {
 		t.touch(m.SessionID, m.ConversationID)
@@ -87,9 +97,11 @@ func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob) error {
 	return t.wrap("insert message", err, "message")
 }
 
+const messagesQuery = `SELECT ` + messageColumns + ` FROM messages WHERE session_num = (` + numOf + `) AND seq > ?
+	ORDER BY seq LIMIT ?`
+
 func (t *Tx) Messages(sessionID string, afterSeq int64, limit int) ([]*parley.Message, error) {
-	rows, err := t.query(`SELECT `+messageColumns+` FROM messages WHERE session_id = ? AND seq > ?
-		ORDER BY seq LIMIT ?`, sessionID, afterSeq, limit)
+	rows, err := t.query(messagesQuery, sessionID, afterSeq, limit)
 	if err != nil {
 		return nil, t.wrap("list messages", err, "message")
 	}
@@ -150,8 +162,14 @@ func (t *Tx) MarkMessages(sessionID, kind string, authors []string, ids []string
 	default:
 		return nil, fmt.Errorf("store: unknown receipt kind %q", kind)
 	}
-	q += ` AND session_id = ? AND author IN (` + in(len(authors)) + `) AND (id IN (` + in(len(ids)) + `)`
-	args = append(args, sessionID)
+	num, err := t.sessionNum(sessionID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // no session, no messages
+	} else if err != nil {
+		return nil, t.wrap("mark messages", err, "session")
+	}
+	q += ` AND session_num = ? AND author IN (` + in(len(authors)) + `) AND (id IN (` + in(len(ids)) + `)`
+	args = append(args, num)
 	for _, a := range authors {
 		args = append(args, a)
 	}

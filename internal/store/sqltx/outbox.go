@@ -180,8 +180,8 @@ func (t *Tx) DeleteJob(seq int64) error {
 }
 
 const pendingJobsQuery = `SELECT m.seq, s.integration_id, m.session_id, m.job_seq, s.partition,
-	m.conversation_id, m.id, m.job_start, m.created_at FROM messages m JOIN sessions s ON s.id = m.session_id
-	WHERE m.session_id = ? AND ` + waitingJobs + ` ORDER BY m.job_seq`
+	m.conversation_id, m.id, m.job_start, m.created_at FROM sessions s JOIN messages m ON m.session_num = s.num
+	WHERE s.id = ? AND ` + waitingJobs + ` ORDER BY m.job_seq`
 
 func (t *Tx) PendingJobs(sessionID string) ([]*parley.BrainJob, error) {
 	rows, err := t.query(pendingJobsQuery, sessionID)

@@ -3,6 +3,7 @@ package sqltx_test
 import (
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,29 @@ import (
 // read only what waits: no scan of the messages table or of one of its indexes, which would
 // read every message ever stored (the brain worker runs one every two seconds).
 func TestJobQueriesUseIndexes(t *testing.T) {
+	for q, plan := range plans(t, sqltx.JobQueries(3)) {
+		if slices.ContainsFunc(plan, func(step string) bool { return strings.HasPrefix(step, "SCAN") }) {
+			t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
+		}
+	}
+}
+
+// TestMessageQueriesUseIndexes holds the reads of a session's messages to messages_session,
+// searched by the session's number (migration 7), not to a scan.
+func TestMessageQueriesUseIndexes(t *testing.T) {
+	for q, plan := range plans(t, sqltx.MessageQueries()) {
+		uses := slices.ContainsFunc(plan, func(step string) bool {
+			return strings.HasPrefix(step, "SEARCH messages USING INDEX messages_session (session_num=?")
+		})
+		scans := slices.ContainsFunc(plan, func(step string) bool { return strings.HasPrefix(step, "SCAN") })
+		if !uses || scans {
+			t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
+		}
+	}
+}
+
+// plans returns SQLite's query plan of each query, on the newest schema, a step a line.
+func plans(t *testing.T, queries []string) map[string][]string {
 	ms, err := sqlite.Migrations()
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +50,8 @@ func TestJobQueriesUseIndexes(t *testing.T) {
 	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "sqlite"}, ms, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range sqltx.JobQueries(3) {
+	all := map[string][]string{}
+	for _, q := range queries {
 		args := make([]any, strings.Count(q, "?"))
 		for i := range args {
 			args[i] = 1
@@ -47,11 +72,7 @@ func TestJobQueriesUseIndexes(t *testing.T) {
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
-		for _, step := range plan {
-			if strings.HasPrefix(step, "SCAN") {
-				t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
-				break
-			}
-		}
+		all[q] = plan
 	}
+	return all
 }

@@ -41,7 +41,7 @@ func newCacheFixture(t *testing.T, max int) *cacheFixture {
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	f := &cacheFixture{t: t, db: db, d: &sqltx.Dialect{Name: "sqlite", LastInsertID: true}, cache: sqltx.NewSessionCache(max, 1<<20)}
+	f := &cacheFixture{t: t, db: db, d: sqlite.Dialect(), cache: sqltx.NewSessionCache(max, 1<<20)}
 	f.in = &parley.Integration{ID: parley.NewID(), WebhookURL: "http://127.0.0.1:9/hook", SessionTimeout: 3600}
 	if err := f.in.Normalize(); err != nil {
 		t.Fatal(err)

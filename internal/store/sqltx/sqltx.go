@@ -38,6 +38,8 @@ type Dialect struct {
 	// LastInsertID says the driver returns a new row's integer key from Exec (SQLite), which is
 	// cheaper than reading it back with RETURNING (PostgreSQL).
 	LastInsertID bool
+	// NextSessionNum is a query that returns the number for a new session (sessions.num).
+	NextSessionNum string
 
 	rebound sync.Map // query -> rewritten query
 }
@@ -80,6 +82,7 @@ type Tx struct {
 	d       *Dialect
 	prepare Preparer
 	change  store.Change
+	nums    map[string]int64 // sessions.num of the sessions this transaction read or created
 
 	// The session cache (see UseSessionCache); all unused when cache is nil.
 	cache      *SessionCache

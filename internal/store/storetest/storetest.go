@@ -157,6 +157,28 @@ func newSession(in *parley.Integration) *parley.Session {
 		CreatedAt: now, LastActivityAt: now, ExpiresAt: now.Add(time.Hour), Conversation: c}
 }
 
+// InsertJob commits brain job j, whose integration, session and conversation IDs the caller
+// chose, with everything it lives in: an integration, a session and a conversation of those
+// IDs, and the user message that carries the job. Tests that wait until a store hears of a
+// commit use it as a probe.
+func InsertJob(tx store.Tx, j *parley.BrainJob) error {
+	in := newIntegration()
+	in.ID = j.IntegrationID
+	sess := newSession(in)
+	sess.ID, sess.Conversation.SessionID = j.SessionID, j.SessionID
+	sess.ConversationID, sess.Conversation.ID = j.ConversationID, j.ConversationID
+	sess.Partition = parley.PartitionOf(sess.ID)
+	j.Partition = sess.Partition
+	return firstErr(tx.CreateIntegration(in), insertSession(tx, sess),
+		tx.InsertMessageWithJob(newMessage(sess, parley.AuthorUser, "probe", now), j))
+}
+
+// newProbe returns a brain job for InsertJob.
+func newProbe() *parley.BrainJob {
+	return &parley.BrainJob{IntegrationID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
+		SessionSeq: 1}
+}
+
 // insertSession stores a session and its current conversation.
 func insertSession(tx store.Tx, s *parley.Session) error {
 	if err := tx.CreateSession(s); err != nil {
@@ -348,17 +370,15 @@ func (r *recorder) waitFor(t *testing.T, what string, ok func([]*store.Change) b
 // never announced.
 func (r *recorder) barrier(t *testing.T, s store.Store) []*store.Change {
 	t.Helper()
-	j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionSeq: 1}
-	m := &parley.Message{ID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
-		Author: parley.AuthorUser, CreatedAt: now}
-	update(t, s, func(tx store.Tx) error { return tx.InsertMessageWithJob(m, j) })
+	j := newProbe()
+	update(t, s, func(tx store.Tx) error { return InsertJob(tx, j) })
 	hasJob := func(c *store.Change) bool {
 		return slices.ContainsFunc(c.Jobs, func(got *parley.BrainJob) bool { return got.MessageID == j.MessageID })
 	}
 	cs := r.waitFor(t, "the barrier job", func(cs []*store.Change) bool { return slices.ContainsFunc(cs, hasJob) })
 	i := slices.IndexFunc(cs, hasJob)
 	// A job comes with its message, which touches its conversation.
-	if c := cs[i]; len(c.Jobs) != 1 || len(c.Events) != 0 || len(c.Conversations) != 1 || c.Conversations[0].SessionID != m.SessionID {
+	if c := cs[i]; len(c.Jobs) != 1 || len(c.Events) != 0 || len(c.Conversations) != 1 || c.Conversations[0].SessionID != j.SessionID {
 		t.Errorf("the barrier's change holds more than the barrier: %s", dump(c))
 	}
 	from := r.from

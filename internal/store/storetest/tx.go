@@ -386,10 +386,8 @@ func waitListening(t *testing.T, a store.Store, r *recorder) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		j := &parley.BrainJob{IntegrationID: parley.NewID(), SessionSeq: 1}
-		m := &parley.Message{ID: parley.NewID(), SessionID: parley.NewID(), ConversationID: parley.NewID(),
-			Author: parley.AuthorUser, CreatedAt: now}
-		update(t, a, func(tx store.Tx) error { return tx.InsertMessageWithJob(m, j) })
+		j := newProbe()
+		update(t, a, func(tx store.Tx) error { return InsertJob(tx, j) })
 		heard := func(c *store.Change) bool { return c.Remote && len(c.Jobs) == 1 && c.Jobs[0].SessionID == j.SessionID }
 		wait := time.After(50 * time.Millisecond)
 	probe:
