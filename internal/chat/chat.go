@@ -176,10 +176,14 @@ func (e *Engine) PostUserMessage(tx store.Tx, in *parley.Integration, sessionID 
 		m.DeliveredAt = now
 	}
 	if c.HandledBy == parley.HandledByBrain {
+		// The message and the session as it leaves it, in one call: the store may keep the
+		// session's new state in the message's row alone (the common case, and the hot one).
 		s.JobSeq++
-		err = tx.InsertMessageWithJob(m, &parley.BrainJob{IntegrationID: in.ID, SessionSeq: s.JobSeq,
+		touch(s, in, now)
+		return m, tx.UpdateSessionWithMessage(s, m, &parley.BrainJob{IntegrationID: in.ID, SessionSeq: s.JobSeq,
 			Partition: s.Partition, ConversationStart: start})
-	} else if err = tx.InsertMessage(m); err == nil && toDesk {
+	}
+	if err = tx.InsertMessage(m); err == nil && toDesk {
 		err = emit(tx, in, s, parley.EventDelivered, now, parley.EventFields{MessageIDs: []string{m.ID}})
 	}
 	if err != nil {

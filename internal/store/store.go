@@ -231,6 +231,12 @@ type Tx interface {
 	// ConversationID, MessageID and CreatedAt from m; the job's IntegrationID and Partition
 	// must be its session's, which is where PendingJobs reads them.
 	InsertMessageWithJob(m *parley.Message, job *parley.BrainJob) error
+	// UpdateSessionWithMessage stores message m, with brain job j when j is not nil (as
+	// InsertMessage and InsertMessageWithJob do), and session s as m changed it (as
+	// UpdateSession does), in one call: a store may then keep what every message carries (the
+	// session's JobSeq, LastActivityAt and ExpiresAt) in m's row instead of rewriting the
+	// session's.
+	UpdateSessionWithMessage(s *parley.Session, m *parley.Message, j *parley.BrainJob) error
 	// MarkMessages records a receipt (parley.ReceiptRead or ReceiptDelivered) at `at` on the
 	// messages of a session by the given authors that have none yet: those named by ids, and
 	// all created at or before until when until is not zero. Read implies delivered. It

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/chat"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/store/sqlite"
 	"github.com/parleyhq/parley/internal/store/sqltx"
@@ -211,4 +213,75 @@ func TestSessionNumUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.SessionNumUpgrade(t, db, func() store.Store { return openPath(t, path, true) })
+}
+
+// TestMessagesCarrySessionState: user messages in a brain-handled conversation leave their
+// session's row as it was (the saving UpdateSessionWithMessage is for), the session still
+// reads back as they changed it, and after a restart, with nothing cached, the next message's
+// job follows the last one's.
+func TestMessagesCarrySessionState(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s := openPath(t, path, true)
+	engine := chat.New(nil)
+	in := &parley.Integration{ID: parley.NewID(), Name: "t", WebhookURL: "http://127.0.0.1:9/hook",
+		CreatedAt: engine.Now(), UpdatedAt: engine.Now()}
+	if err := in.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	var sid string
+	update := func(s store.Store, fn func(tx store.Tx) error) {
+		t.Helper()
+		if err := s.Update(t.Context(), fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(s, func(tx store.Tx) error {
+		if err := tx.CreateIntegration(in); err != nil {
+			return err
+		}
+		sess, err := engine.CreateSession(tx, in, chat.NewSession{})
+		sid = sess.ID
+		return err
+	})
+	post := func(s store.Store) {
+		t.Helper()
+		update(s, func(tx store.Tx) error {
+			_, err := engine.PostUserMessage(tx, in, sid, chat.UserMessage{Text: "hi"})
+			return err
+		})
+	}
+	for range 3 {
+		post(s)
+	}
+	var rowJobSeq int64
+	if err := rawDB(t, path).QueryRow(`SELECT job_seq FROM sessions WHERE id = ?`, sid).Scan(&rowJobSeq); err != nil {
+		t.Fatal(err)
+	}
+	if rowJobSeq >= 3 {
+		t.Errorf("the session's row has job_seq %d after 3 messages: it was rewritten", rowJobSeq)
+	}
+	var sess *parley.Session
+	if err := s.View(t.Context(), func(tx store.ReadTx) (err error) { sess, err = tx.Session(sid); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if sess.JobSeq != 3 || !sess.ExpiresAt.After(sess.LastActivityAt) {
+		t.Errorf("session after 3 messages: job seq %d, active %v, expires %v", sess.JobSeq, sess.LastActivityAt, sess.ExpiresAt)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPath(t, path, false)
+	post(s)
+	var jobs []*parley.BrainJob
+	if err := s.View(t.Context(), func(tx store.ReadTx) (err error) { jobs, err = tx.PendingJobs(sid); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, j := range jobs {
+		seqs = append(seqs, j.SessionSeq)
+	}
+	if !slices.Equal(seqs, []int64{1, 2, 3, 4}) {
+		t.Errorf("jobs' numbers after a restart: %v, want [1 2 3 4]", seqs)
+	}
 }

@@ -24,3 +24,6 @@ func JobQueries(partitions int) []string {
 
 // MessageQueries are the queries that read a session's messages.
 func MessageQueries() []string { return []string{messagesQuery, recentMessagesQuery} }
+
+// SessionQueries are the queries that read a session with its last message's state.
+func SessionQueries() []string { return []string{sessionSelect, stateSelect} }

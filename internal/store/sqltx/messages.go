@@ -17,15 +17,24 @@ const numOf = `SELECT num FROM sessions WHERE id = ?`
 const messageColumns = `seq, id, session_id, conversation_id, author, agent, text, attachments, responses,
 	created_at, delivered_at, read_at`
 
-func (t *Tx) InsertMessage(m *parley.Message) error { return t.insertMessage(m, nil) }
+func (t *Tx) InsertMessage(m *parley.Message) error { return t.insertMessageWithJob(m, nil, nil) }
 
 // InsertMessageWithJob stores the job in its message's row (job_seq and job_start), which is
 // what makes a user's message cost one insert: see migration 005.
 func (t *Tx) InsertMessageWithJob(m *parley.Message, j *parley.BrainJob) error {
+	return t.insertMessageWithJob(m, j, nil)
+}
+
+// insertMessageWithJob inserts m, with job j unless j is nil, carrying the session's state st,
+// or the state the transaction knows when st is nil.
+func (t *Tx) insertMessageWithJob(m *parley.Message, j *parley.BrainJob, st *sessionState) error {
+	if j == nil {
+		return t.insertMessage(m, nil, st)
+	}
 	if j.SessionSeq <= 0 {
 		return fmt.Errorf("store: brain job of message %s has session seq %d, want > 0", m.ID, j.SessionSeq)
 	}
-	if err := t.insertMessage(m, j); err != nil {
+	if err := t.insertMessage(m, j, st); err != nil {
 		return err
 	}
 	j.Seq, j.SessionID, j.ConversationID, j.MessageID, j.CreatedAt = m.Seq, m.SessionID, m.ConversationID, m.ID, m.CreatedAt
@@ -64,7 +73,10 @@ func carried(m *parley.Message) *parley.Message {
 	return &c
 }
 
-func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob) error {
+// insertMessage inserts m; its row carries the session's state (see UpdateSessionWithMessage):
+// st, or what the transaction knows of the session when st is nil. Every message carries it,
+// or a message after one that carried a newer state than the session's row would hide it.
+func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob, st *sessionState) error {
 	var agent, attachments []byte
 	var err error
 	if m.Agent != nil {
@@ -82,15 +94,19 @@ func (t *Tx) insertMessage(m *parley.Message, j *parley.BrainJob) error {
 	if j != nil {
 		jobSeq, jobStart = j.SessionSeq, j.ConversationStart
 	}
-	num, err := t.sessionNum(m.SessionID)
-	if err != nil {
-		return t.wrap("insert message", err, "session")
+	if st == nil {
+		known, err := t.sessionState(m.SessionID)
+		if err != nil {
+			return t.wrap("insert message", err, "session")
+		}
+		st = &known
 	}
 	m.Seq, err = t.insert(`INSERT INTO messages (id, session_id, session_num, conversation_id, author, agent, text,
-		attachments, responses, created_at, delivered_at, read_at, job_seq, job_start)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.SessionID, num, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
-		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt), jobSeq, boolInt(jobStart))
+		attachments, responses, created_at, delivered_at, read_at, job_seq, job_start, session_job_seq,
+		session_active_at, session_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.SessionID, st.num, m.ConversationID, m.Author, string(agent), m.Text, string(attachments),
+		string(m.Responses), ms(m.CreatedAt), ms(m.DeliveredAt), ms(m.ReadAt), jobSeq, boolInt(jobStart),
+		st.jobSeq, st.activeAt, st.expiresAt)
 	if err == nil {
 		t.touch(m.SessionID, m.ConversationID)
 	}
@@ -162,14 +178,14 @@ func (t *Tx) MarkMessages(sessionID, kind string, authors []string, ids []string
 	default:
 		return nil, fmt.Errorf("store: unknown receipt kind %q", kind)
 	}
-	num, err := t.sessionNum(sessionID)
+	st, err := t.sessionState(sessionID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil // no session, no messages
 	} else if err != nil {
 		return nil, t.wrap("mark messages", err, "session")
 	}
 	q += ` AND session_num = ? AND author IN (` + in(len(authors)) + `) AND (id IN (` + in(len(ids)) + `)`
-	args = append(args, num)
+	args = append(args, st.num)
 	for _, a := range authors {
 		args = append(args, a)
 	}

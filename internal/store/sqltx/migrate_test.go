@@ -28,7 +28,7 @@ func TestExclusiveMigration(t *testing.T) {
 			exclusive = append(exclusive, m.Name)
 		}
 	}
-	if want := []string{"005_jobs_in_messages.sql", "007_session_num.sql"}; !slices.Equal(exclusive, want) {
+	if want := []string{"005_jobs_in_messages.sql", "007_session_num.sql", "008_messages_carry_session_state.sql"}; !slices.Equal(exclusive, want) {
 		t.Fatalf("exclusive migrations: %v, want %v", exclusive, want)
 	}
 	db, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "parley.db"))

@@ -36,6 +36,21 @@ func TestMessageQueriesUseIndexes(t *testing.T) {
 	}
 }
 
+// TestSessionQueriesUseIndexes holds the reads of a session, which every request on a session
+// not in the writer's cache runs, to index searches: its last message is found through
+// messages_session, never by a scan of the session's messages.
+func TestSessionQueriesUseIndexes(t *testing.T) {
+	for q, plan := range plans(t, sqltx.SessionQueries()) {
+		last := slices.ContainsFunc(plan, func(step string) bool {
+			return strings.Contains(step, "USING COVERING INDEX messages_session (session_num=?)")
+		})
+		scans := slices.ContainsFunc(plan, func(step string) bool { return strings.HasPrefix(step, "SCAN") })
+		if !last || scans {
+			t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
+		}
+	}
+}
+
 // plans returns SQLite's query plan of each query, on the newest schema, a step a line.
 func plans(t *testing.T, queries []string) map[string][]string {
 	ms, err := sqlite.Migrations()

@@ -77,17 +77,23 @@ func (t *Tx) UseSessionCache(c *SessionCache) {
 // cachedSession returns a copy of session id as the transaction sees it, or false when it must
 // be read.
 func (t *Tx) cachedSession(id string) (*parley.Session, bool) {
-	if t.cacheStale {
+	s, ok := t.peekSession(id)
+	if !ok {
+		return nil, false
+	}
+	return cloneSession(s), true
+}
+
+// peekSession is cachedSession without the copy, for reading only; false without a cache.
+func (t *Tx) peekSession(id string) (*parley.Session, bool) {
+	if t.cache == nil || t.cacheStale {
 		return nil, false // until the transaction ends, every read goes to the database
 	}
 	s, ok := t.sessions[id]
 	if !ok {
 		s, ok = t.cache.entries[id]
 	}
-	if !ok || s == nil {
-		return nil, false
-	}
-	return cloneSession(s), true
+	return s, ok && s != nil
 }
 
 // sessionRead records a session as the database holds it now, within this transaction.

@@ -82,7 +82,7 @@ type Tx struct {
 	d       *Dialect
 	prepare Preparer
 	change  store.Change
-	nums    map[string]int64 // sessions.num of the sessions this transaction read or created
+	states  map[string]sessionState // of the sessions this transaction read or wrote
 
 	// The session cache (see UseSessionCache); all unused when cache is nil.
 	cache      *SessionCache

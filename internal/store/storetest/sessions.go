@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -276,4 +277,105 @@ func testLockSessionSerializes(t *testing.T, h Harness) {
 		want[i] = int64(i + 1)
 	}
 	equal(t, "session seqs of the events", seqs, want)
+}
+
+// testUpdateSessionWithMessage checks that a session a message changed reads back changed,
+// whether the store rewrote its row or let the message carry the change; that later messages
+// keep the change; that a change of more than a message carries is kept whole; and that a
+// rolled back change is gone.
+func testUpdateSessionWithMessage(t *testing.T, h Harness) {
+	f := setup(t, h)
+	stored := func() *parley.Session {
+		return read(t, f.s, func(tx store.ReadTx) (*parley.Session, error) { return tx.Session(f.sess.ID) })
+	}
+	var want *parley.Session
+	// change locks the session, changes it with fn and stores it with a user's message and its
+	// job; it returns Update's error.
+	change := func(fn func(s *parley.Session), fail bool) error {
+		return f.s.Update(t.Context(), func(tx store.Tx) error {
+			s, err := tx.LockSession(f.sess.ID)
+			if err != nil {
+				return err
+			}
+			s.JobSeq++
+			fn(s)
+			if err := tx.UpdateSessionWithMessage(s, newMessage(s, parley.AuthorUser, "hi", now), jobOf(s, s.JobSeq)); err != nil {
+				return err
+			}
+			if fail {
+				return errFail
+			}
+			want = s
+			return nil
+		})
+	}
+	// Twice: the first change may read the session from the database, the second from a cache.
+	for i := 1; i <= 2; i++ {
+		if err := change(func(s *parley.Session) {
+			s.LastActivityAt, s.ExpiresAt = now.Add(time.Duration(i)*time.Minute), now.Add(time.Duration(i)*time.Hour)
+		}, false); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, fmt.Sprintf("session after message %d", i), stored(), want)
+	}
+	// A message that leaves the session as it is (a reply) keeps what the last one carried.
+	update(t, f.s, func(tx store.Tx) error {
+		s, err := tx.LockSession(f.sess.ID)
+		if err != nil {
+			return err
+		}
+		return tx.InsertMessage(newMessage(s, parley.AuthorBrain, "reply", now))
+	})
+	equal(t, "session after a reply", stored(), want)
+	jobs := read(t, f.s, func(tx store.ReadTx) ([]*parley.BrainJob, error) { return tx.PendingJobs(f.sess.ID) })
+	if len(jobs) != 2 || jobs[0].SessionSeq != 1 || jobs[1].SessionSeq != 2 {
+		t.Errorf("jobs after two messages: %s", dump(jobs))
+	}
+	// More than a message carries: the whole session.
+	if err := change(func(s *parley.Session) { s.EventSeq++; s.ExpiresAt = now.Add(3 * time.Hour) }, false); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "session after a message and an event", stored(), want)
+	if err := change(func(s *parley.Session) { s.ExpiresAt = now.Add(4 * time.Hour) }, true); !errors.Is(err, errFail) {
+		t.Fatalf("failing Update: %v", err)
+	}
+	equal(t, "session after a rolled back message", stored(), want)
+	if err := change(func(s *parley.Session) { s.ExpiresAt = now.Add(5 * time.Hour) }, false); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "session after the message that followed the rolled back one", stored(), want)
+}
+
+// testExpiringSessionsCarried checks the sweep against a deadline a message moved: a session
+// whose row says it is due but whose last message moved its deadline past now is not due, and
+// does not keep due sessions from the sweep, even when the limit would cut them off.
+func testExpiringSessionsCarried(t *testing.T, h Harness) {
+	s := h.Open(t)
+	in := createIntegration(t, s)
+	var sessions []*parley.Session
+	for _, d := range []time.Duration{-3 * time.Hour, -2 * time.Hour, -time.Hour} {
+		sess := newSession(in)
+		sess.ExpiresAt = now.Add(d)
+		sessions = append(sessions, sess)
+	}
+	update(t, s, func(tx store.Tx) error {
+		return firstErr(insertSession(tx, sessions[0]), insertSession(tx, sessions[1]), insertSession(tx, sessions[2]))
+	})
+	moved := sessions[1]
+	update(t, s, func(tx store.Tx) error {
+		l, err := tx.LockSession(moved.ID)
+		if err != nil {
+			return err
+		}
+		l.JobSeq++
+		l.LastActivityAt, l.ExpiresAt = now, now.Add(time.Hour)
+		return tx.UpdateSessionWithMessage(l, newMessage(l, parley.AuthorUser, "still here", now), jobOf(l, l.JobSeq))
+	})
+	due := []string{sessions[0].ID, sessions[2].ID}
+	equal(t, "expiring, limit 2", expiringSessions(t, s, 2), due)
+	equal(t, "expiring", expiringSessions(t, s, 10), due)
+	got := read(t, s, func(tx store.ReadTx) (*parley.Session, error) { return tx.Session(moved.ID) })
+	if !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Errorf("the moved session's deadline after the sweep: %v, want %v", got.ExpiresAt, now.Add(time.Hour))
+	}
 }

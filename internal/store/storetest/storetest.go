@@ -58,6 +58,8 @@ func Run(t *testing.T, h Harness) {
 		{"UpdateConversation", testUpdateConversation},
 		{"ExpiringSessions", testExpiringSessions},
 		{"ExpiringSessionsSkipLocked", testExpiringSessionsSkipLocked},
+		{"ExpiringSessionsCarried", testExpiringSessionsCarried},
+		{"UpdateSessionWithMessage", testUpdateSessionWithMessage},
 		{"LockSessionSerializes", testLockSessionSerializes},
 		{"LockSessionSeesConversation", testLockSessionSeesConversation},
 
