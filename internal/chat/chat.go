@@ -383,8 +383,19 @@ func newConversation(s *parley.Session, handledBy string, now time.Time) *parley
 
 // touch records inbound activity: the session expires session_timeout after it.
 func touch(s *parley.Session, in *parley.Integration, now time.Time) {
-	s.LastActivityAt = now
-	s.ExpiresAt = now.Add(time.Duration(in.SessionTimeout) * time.Second)
+	// Both only move forward: the store keeps them in the session's row and in its messages and
+	// reads the larger (store.Tx.UpdateSessionWithMessage), so a value that went back would not
+	// read back. A shorter session timeout takes effect once the current deadline has passed, and
+	// a clock stepped back leaves the activity where it was.
+	s.LastActivityAt = later(s.LastActivityAt, now)
+	s.ExpiresAt = later(s.ExpiresAt, now.Add(time.Duration(in.SessionTimeout)*time.Second))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // mergeContext merges patch into the session's context and stores it.

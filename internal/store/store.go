@@ -215,6 +215,8 @@ type Tx interface {
 	LockSession(id string) (*parley.Session, error)
 	CreateSession(s *parley.Session) error
 	// UpdateSession writes a session's state; its context is written by SetSessionContext.
+	// JobSeq, LastActivityAt and ExpiresAt only grow: a session reads as the larger of each
+	// as written with it and as its last message carries it (UpdateSessionWithMessage).
 	UpdateSession(s *parley.Session) error
 	SetSessionContext(sessionID string, context []byte) error
 	// ExpiringSessions returns up to limit active sessions whose deadline is at or before now,

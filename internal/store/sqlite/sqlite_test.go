@@ -251,9 +251,10 @@ func TestMessagesCarrySessionState(t *testing.T) {
 			return err
 		})
 	}
-	for range 3 {
-		post(s)
-	}
+	post(s)
+	post(s)
+	third := engine.Now()
+	post(s)
 	var rowJobSeq int64
 	if err := rawDB(t, path).QueryRow(`SELECT job_seq FROM sessions WHERE id = ?`, sid).Scan(&rowJobSeq); err != nil {
 		t.Fatal(err)
@@ -265,14 +266,32 @@ func TestMessagesCarrySessionState(t *testing.T) {
 	if err := s.View(t.Context(), func(tx store.ReadTx) (err error) { sess, err = tx.Session(sid); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if sess.JobSeq != 3 || !sess.ExpiresAt.After(sess.LastActivityAt) {
+	if sess.JobSeq != 3 || sess.LastActivityAt.Before(third) || !sess.ExpiresAt.Equal(sess.LastActivityAt.Add(time.Duration(in.SessionTimeout)*time.Second)) {
 		t.Errorf("session after 3 messages: job seq %d, active %v, expires %v", sess.JobSeq, sess.LastActivityAt, sess.ExpiresAt)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = openPath(t, path, false)
+	// A shorter timeout does not move the deadline earlier (it only grows), and the writer, which
+	// caches the session, sees what a reader sees.
+	in.SessionTimeout = parley.MinSessionTimeout
 	post(s)
+	var after *parley.Session
+	if err := s.View(t.Context(), func(tx store.ReadTx) (err error) { after, err = tx.Session(sid); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !after.ExpiresAt.Equal(sess.ExpiresAt) {
+		t.Errorf("deadline after a message under a shorter timeout: %v, want %v", after.ExpiresAt, sess.ExpiresAt)
+	}
+	update(s, func(tx store.Tx) error {
+		locked, err := tx.LockSession(sid)
+		if err == nil && (!locked.ExpiresAt.Equal(after.ExpiresAt) || locked.JobSeq != after.JobSeq) {
+			t.Errorf("the writer sees deadline %v and job seq %d, a reader %v and %d",
+				locked.ExpiresAt, locked.JobSeq, after.ExpiresAt, after.JobSeq)
+		}
+		return err
+	})
 	var jobs []*parley.BrainJob
 	if err := s.View(t.Context(), func(tx store.ReadTx) (err error) { jobs, err = tx.PendingJobs(sid); return err }); err != nil {
 		t.Fatal(err)

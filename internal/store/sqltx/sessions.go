@@ -239,8 +239,10 @@ func (t *Tx) SetSessionContext(sessionID string, context []byte) error {
 // session (UpdateSessionWithMessage), so each comes with the deadline its last message carries.
 // One that turns out not due has its row's deadline brought up to date, which takes it out of
 // the range read for good: lagging rows cost one write per session each time they come due, and
-// never hide a due session behind them.
+// never hide a due session behind them for longer than the sweeps that bring them up to date,
+// limit rows each.
 func (t *Tx) ExpiringSessions(now time.Time, limit int) ([]string, error) {
+	fixed := 0
 	for {
 		rows, err := t.query(`SELECT s.id, COALESCE((SELECT m.session_expires_at FROM messages m
 			WHERE m.session_num = s.num ORDER BY m.seq DESC LIMIT 1), 0)
@@ -271,8 +273,12 @@ func (t *Tx) ExpiringSessions(now time.Time, limit int) ([]string, error) {
 			if _, err := t.execTracked(`UPDATE sessions SET expires_at = ? WHERE id = ?`, c.deadline, c.id); err != nil {
 				return nil, t.wrap("expiring sessions", err, "session")
 			}
+			fixed++
 		}
-		if len(due) == len(candidates) {
+		// At most limit rows brought up to date per call, so that one call (after a long
+		// downtime, say) does not hold the SQLite writer for all of them: the rest are left to
+		// the next sweep.
+		if len(due) == len(candidates) || fixed >= limit {
 			return due, nil
 		}
 		// Rows brought up to date left the range: read it again, for the due sessions they hid.

@@ -340,10 +340,26 @@ func testUpdateSessionWithMessage(t *testing.T, h Harness) {
 		t.Fatalf("failing Update: %v", err)
 	}
 	equal(t, "session after a rolled back message", stored(), want)
+	// As a writer sees it too (on SQLite, through its cache).
+	update(t, f.s, func(tx store.Tx) error {
+		s, err := tx.LockSession(f.sess.ID)
+		if err == nil {
+			equal(t, "locked session after a rolled back message", s, want)
+		}
+		return err
+	})
 	if err := change(func(s *parley.Session) { s.ExpiresAt = now.Add(5 * time.Hour) }, false); err != nil {
 		t.Fatal(err)
 	}
 	equal(t, "session after the message that followed the rolled back one", stored(), want)
+	jobs = read(t, f.s, func(tx store.ReadTx) ([]*parley.BrainJob, error) { return tx.PendingJobs(f.sess.ID) })
+	var seqs []int64
+	for _, j := range jobs {
+		seqs = append(seqs, j.SessionSeq)
+	}
+	if want.JobSeq != 4 || !slices.Equal(seqs, []int64{1, 2, 3, 4}) {
+		t.Errorf("session's job seq %d and its jobs' %v after four messages, want 4 and [1 2 3 4]", want.JobSeq, seqs)
+	}
 }
 
 // testExpiringSessionsCarried checks the sweep against a deadline a message moved: a session

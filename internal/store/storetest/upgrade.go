@@ -107,7 +107,7 @@ func SessionNumUpgrade(t *testing.T, db *sql.DB, open func() store.Store) {
 		return ts
 	}
 	equal(t, "a's messages after the upgrade", texts(read(t, s, func(tx store.ReadTx) ([]*parley.Message, error) {
-		return tx.Messages(a, 0, 10)
+		return tx.Messages(a, 0, 2)
 	})), []string{"a1", "a2"})
 	equal(t, "b's recent messages after the upgrade", texts(read(t, s, func(tx store.ReadTx) ([]*parley.Message, error) {
 		return tx.RecentMessages(b, 10)
@@ -115,6 +115,24 @@ func SessionNumUpgrade(t *testing.T, db *sql.DB, open func() store.Store) {
 	jobs := read(t, s, func(tx store.ReadTx) ([]*parley.BrainJob, error) { return tx.PendingJobs(a) })
 	if len(jobs) != 1 || jobs[0].MessageID != ids["a2"] || jobs[0].SessionSeq != 1 {
 		t.Errorf("a's jobs after the upgrade: %s", dump(jobs))
+	}
+	// Its messages from before carry no state (0): the session's is its row's, and its next job
+	// follows the last.
+	if got := read(t, s, func(tx store.ReadTx) (*parley.Session, error) { return tx.Session(a) }); got.JobSeq != 1 ||
+		!got.ExpiresAt.Equal(time.UnixMilli(4102444800000)) {
+		t.Errorf("a after the upgrade: job seq %d, deadline %v", got.JobSeq, got.ExpiresAt)
+	}
+	update(t, s, func(tx store.Tx) error {
+		sess, err := tx.LockSession(a)
+		if err != nil {
+			return err
+		}
+		sess.JobSeq++
+		return tx.UpdateSessionWithMessage(sess, newMessage(sess, parley.AuthorUser, "a3", now), jobOf(sess, sess.JobSeq))
+	})
+	jobs = read(t, s, func(tx store.ReadTx) ([]*parley.BrainJob, error) { return tx.PendingJobs(a) })
+	if len(jobs) != 2 || jobs[1].SessionSeq != 2 {
+		t.Errorf("a's jobs after a message after the upgrade: %s", dump(jobs))
 	}
 	// A receipt up to a time marks that session's messages only.
 	var marked []string
@@ -131,7 +149,7 @@ func SessionNumUpgrade(t *testing.T, db *sql.DB, open func() store.Store) {
 	equal(t, "c's messages", texts(read(t, s, func(tx store.ReadTx) ([]*parley.Message, error) {
 		return tx.Messages(c.ID, 0, 10)
 	})), []string{"c1"})
-	for id, want := range map[string][]string{a: {"a1", "a2"}, b: {"b1", "b2"}} {
+	for id, want := range map[string][]string{a: {"a1", "a2", "a3"}, b: {"b1", "b2"}} {
 		equal(t, "messages after c's", texts(read(t, s, func(tx store.ReadTx) ([]*parley.Message, error) {
 			return tx.Messages(id, 0, 10)
 		})), want)
