@@ -187,32 +187,32 @@ func TestCloseWhileUpdating(t *testing.T) {
 // TestJobsUpgrade migrates a database a parley of schema 4 left with brain work waiting.
 func TestJobsUpgrade(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "parley.db")
-	ms, err := sqlite.Migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := rawDB(t, path)
-	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "sqlite"}, ms[:4], nil); err != nil {
-		t.Fatal(err)
-	}
-	storetest.JobsUpgrade(t, db, func() store.Store { return openPath(t, path, true) })
+	db, open := atSchema(t, 4)
+	storetest.JobsUpgrade(t, db, open)
 }
 
 // TestSessionNumUpgrade migrates a database a parley of schema 6 left, with messages of two
 // sessions.
 func TestSessionNumUpgrade(t *testing.T) {
 	t.Parallel()
+	db, open := atSchema(t, 6)
+	storetest.SessionNumUpgrade(t, db, open)
+}
+
+// atSchema returns a new database migrated up to version only, as a parley of that schema left
+// it, and a function that opens the store on it, migrating it to the newest schema.
+func atSchema(t *testing.T, version int) (*sql.DB, func() store.Store) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "parley.db")
 	ms, err := sqlite.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := rawDB(t, path)
-	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "sqlite"}, ms[:6], nil); err != nil {
+	if err := sqltx.Migrate(t.Context(), db, &sqltx.Dialect{Name: "sqlite"}, ms[:version], nil); err != nil {
 		t.Fatal(err)
 	}
-	storetest.SessionNumUpgrade(t, db, func() store.Store { return openPath(t, path, true) })
+	return db, func() store.Store { return openPath(t, path, true) }
 }
 
 // TestMessagesCarrySessionState: user messages in a brain-handled conversation leave their

@@ -15,37 +15,33 @@ import (
 // read only what waits: no scan of the messages table or of one of its indexes, which would
 // read every message ever stored (the brain worker runs one every two seconds).
 func TestJobQueriesUseIndexes(t *testing.T) {
-	for q, plan := range plans(t, sqltx.JobQueries(3)) {
-		if slices.ContainsFunc(plan, func(step string) bool { return strings.HasPrefix(step, "SCAN") }) {
-			t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
-		}
-	}
+	checkPlans(t, sqltx.JobQueries(3), nil)
 }
 
 // TestMessageQueriesUseIndexes holds the reads of a session's messages to messages_session,
 // searched by the session's number (migration 7), not to a scan.
 func TestMessageQueriesUseIndexes(t *testing.T) {
-	for q, plan := range plans(t, sqltx.MessageQueries()) {
-		uses := slices.ContainsFunc(plan, func(step string) bool {
-			return strings.HasPrefix(step, "SEARCH messages USING INDEX messages_session (session_num=?")
-		})
-		scans := slices.ContainsFunc(plan, func(step string) bool { return strings.HasPrefix(step, "SCAN") })
-		if !uses || scans {
-			t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
-		}
-	}
+	checkPlans(t, sqltx.MessageQueries(), func(step string) bool {
+		return strings.HasPrefix(step, "SEARCH messages USING INDEX messages_session (session_num=?")
+	})
 }
 
 // TestSessionQueriesUseIndexes holds the reads of a session, which every request on a session
 // not in the writer's cache runs, to index searches: its last message is found through
 // messages_session, never by a scan of the session's messages.
 func TestSessionQueriesUseIndexes(t *testing.T) {
-	for q, plan := range plans(t, sqltx.SessionQueries()) {
-		last := slices.ContainsFunc(plan, func(step string) bool {
-			return strings.Contains(step, "USING COVERING INDEX messages_session (session_num=?)")
-		})
+	checkPlans(t, sqltx.SessionQueries(), func(step string) bool {
+		return strings.Contains(step, "USING COVERING INDEX messages_session (session_num=?)")
+	})
+}
+
+// checkPlans fails for each query whose SQLite plan scans, or, when uses is not nil, has no step
+// uses accepts.
+func checkPlans(t *testing.T, queries []string, uses func(step string) bool) {
+	t.Helper()
+	for q, plan := range plans(t, queries) {
 		scans := slices.ContainsFunc(plan, func(step string) bool { return strings.HasPrefix(step, "SCAN") })
-		if !last || scans {
+		if scans || uses != nil && !slices.ContainsFunc(plan, uses) {
 			t.Errorf("%s\nplan:\n%s", q, strings.Join(plan, "\n"))
 		}
 	}

@@ -91,11 +91,13 @@ func (t *Tx) LockSession(id string) (*parley.Session, error) {
 
 // knowState remembers the state of a session the transaction read or wrote: what its next
 // message carries.
-func (t *Tx) knowState(s *parley.Session) {
+func (t *Tx) knowState(s *parley.Session) { t.remember(s.ID, stateOf(s)) }
+
+func (t *Tx) remember(id string, st sessionState) {
 	if t.states == nil {
 		t.states = make(map[string]sessionState)
 	}
-	t.states[s.ID] = stateOf(s)
+	t.states[id] = st
 }
 
 // sessionState returns session id's state as the transaction knows it, reading it if need be.
@@ -110,10 +112,7 @@ func (t *Tx) sessionState(id string) (sessionState, error) {
 	if err != nil {
 		return st, err
 	}
-	if t.states == nil {
-		t.states = make(map[string]sessionState)
-	}
-	t.states[id] = st
+	t.remember(id, st)
 	return st, nil
 }
 
