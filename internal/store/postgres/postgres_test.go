@@ -199,23 +199,14 @@ func TestRescan(t *testing.T) {
 	hears("after reconnecting")
 }
 
-// TestJobsUpgrade migrates a database a parley of schema 4 left with brain work waiting.
-func TestJobsUpgrade(t *testing.T) {
+// TestUpgrades migrates databases older parleys left: brain work waiting at schema 4,
+// messages of two sessions at schema 6.
+func TestUpgrades(t *testing.T) {
 	t.Parallel()
-	db, open := atSchema(t, 4)
-	storetest.JobsUpgrade(t, db, open)
+	storetest.Upgrades(t, atSchema)
 }
 
-// TestSessionNumUpgrade migrates a database a parley of schema 6 left, with messages of two
-// sessions.
-func TestSessionNumUpgrade(t *testing.T) {
-	t.Parallel()
-	db, open := atSchema(t, 6)
-	storetest.SessionNumUpgrade(t, db, open)
-}
-
-// atSchema returns a new schema migrated up to version only, as a parley of that schema left
-// it, and a function that opens the store on it, migrating it to the newest schema.
+// atSchema is this store's storetest.AtSchema, on a PostgreSQL schema of its own.
 func atSchema(t *testing.T, version int) (*sql.DB, func() store.Store) {
 	t.Helper()
 	u := testenv.PostgresSchema(t)

@@ -10,6 +10,28 @@ import (
 	"github.com/parleyhq/parley/internal/store"
 )
 
+// AtSchema returns a new, empty database migrated up to version only, as a parley of that
+// schema left it, and a function that opens the store on it, migrating it to the newest schema.
+type AtSchema func(t *testing.T, version int) (*sql.DB, func() store.Store)
+
+// Upgrades runs every upgrade check, each on a database of its own made by at.
+func Upgrades(t *testing.T, at AtSchema) {
+	for _, u := range []struct {
+		name  string
+		from  int
+		check func(*testing.T, *sql.DB, func() store.Store)
+	}{
+		{"Jobs", 4, JobsUpgrade},
+		{"SessionNum", 6, SessionNumUpgrade},
+	} {
+		t.Run(u.name, func(t *testing.T) {
+			t.Parallel()
+			db, open := at(t, u.from)
+			u.check(t, db, open)
+		})
+	}
+}
+
 // JobsUpgrade checks migration 5, which moved brain jobs from their own table into their
 // messages' rows, on a database a parley of schema 4 left with work waiting: db is that
 // database, at schema 4 and empty; open opens the store on it and migrates it to the newest
