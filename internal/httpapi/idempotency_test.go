@@ -193,6 +193,27 @@ func TestIdempotencyKeyLength(t *testing.T) {
 	})
 }
 
+// TestIdempotencyKeyNotUTF8 checks a key that is not UTF-8 text is refused alike on both
+// stores (PostgreSQL text cannot hold it), and a key of non-ASCII UTF-8 works.
+func TestIdempotencyKeyNotUTF8(t *testing.T) {
+	apptest.Backends(t, func(t *testing.T, b apptest.Backend) {
+		srv := apptest.Start(t, apptest.Options{NoBrain: true, Backend: b})
+		in := srv.NewIntegration(t, noSpec)
+		sid := in.NewSession()
+		msg := map[string]any{"input": map[string]any{"text": "x"}}
+		for _, key := range []string{"k\xff", "caf\xe9", "\xc0\xaf", "\xed\xa0\x80"} {
+			unchanged(t, srv, in, sid, func() {
+				expectError(t, in.Call("POST", sp(sid, "/messages"), msg, "Idempotency-Key", key), http.StatusBadRequest, parley.EInvalid)
+			})
+		}
+		first := in.Call("POST", sp(sid, "/messages"), msg, "Idempotency-Key", "clé-✓").Expect(t, http.StatusAccepted)
+		again := in.Call("POST", sp(sid, "/messages"), msg, "Idempotency-Key", "clé-✓").Expect(t, http.StatusAccepted)
+		if !bytes.Equal(first.Body, again.Body) {
+			t.Errorf("a UTF-8 key was not remembered: %s vs %s", first.Body, again.Body)
+		}
+	})
+}
+
 // TestIdempotencyConcurrent races 20 identical requests with one key: exactly one change
 // happens and every caller gets its answer.
 func TestIdempotencyConcurrent(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
@@ -143,6 +144,11 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, in *parley.Integra
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
 		s.fail(w, r, parley.Errorf(parley.EInvalid, "Idempotency-Key is longer than 255 bytes"))
+		return
+	}
+	if !utf8.ValidString(key) {
+		// Refused on both stores alike: PostgreSQL text cannot hold it (as with bodies).
+		s.fail(w, r, parley.Errorf(parley.EInvalid, "Idempotency-Key is not valid UTF-8"))
 		return
 	}
 	var outStatus int
