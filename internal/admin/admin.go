@@ -131,6 +131,18 @@ func (s *Service) AddKey(ctx context.Context, integrationID string) (*parley.API
 	return key, plain, nil
 }
 
+// RevokeKey removes one of an integration's API keys: calls that carry it are refused from then
+// on, by a server in another process once its cache of keys expires (a second by default). The
+// last key may go too: the integration then refuses every call until a key is added.
+func (s *Service) RevokeKey(ctx context.Context, integrationID, keyID string) error {
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Integration(integrationID); err != nil {
+			return err
+		}
+		return tx.DeleteAPIKey(integrationID, keyID)
+	})
+}
+
 // Integration returns one integration with its keys.
 func (s *Service) Integration(ctx context.Context, id string) (*IntegrationView, error) {
 	var v *IntegrationView

@@ -147,6 +147,9 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"integration", "update", "--id", in.ID, "--session-timeout", "1296001"}, 1, "session_timeout"},
 		{[]string{"integration", "key", "--id", parley.NewID()}, 1, "integration not found"},
 		{[]string{"integration", "key"}, 1, "--id must be an integration ID"},
+		{[]string{"integration", "key", "--id", in.ID, "--revoke", "prl_abc"}, 1, "--revoke must be a key ID"},
+		{[]string{"integration", "key", "--id", in.ID, "--revoke", parley.NewID()}, 1, "api key not found"},
+		{[]string{"integration", "key", "--id", parley.NewID(), "--revoke", parley.NewID()}, 1, "integration not found"},
 		{[]string{"integration", "create", "-h"}, 2, "-webhook-url"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -214,4 +217,28 @@ func TestCLIWhileServing(t *testing.T) {
 	eventually("the allowlist the CLI set", in.APIKey, http.StatusUnauthorized)
 	ok(t, env, nil, "integration", "update", "--id", in.ID, "--allowed-ips", "")
 	eventually("the allowlist the CLI cleared", key.APIKey, http.StatusCreated)
+
+	// Rotation completed: the first key revoked, by its ID, while the server runs.
+	var list []integrationJSON
+	ok(t, env, &list, "integration", "list", "--json")
+	var revoked struct {
+		ID      string `json:"id"`
+		Revoked bool   `json:"revoked"`
+	}
+	for _, k := range list[0].Keys {
+		if strings.HasPrefix(in.APIKey, k.Prefix) && !strings.HasPrefix(key.APIKey, k.Prefix) {
+			ok(t, env, &revoked, "integration", "key", "--id", in.ID, "--revoke", k.ID, "--json")
+		}
+	}
+	if !revoked.Revoked {
+		t.Fatalf("no key revoked: %+v", list[0].Keys)
+	}
+	eventually("the key the CLI revoked", in.APIKey, http.StatusUnauthorized)
+	if s := call(key.APIKey); s != http.StatusCreated {
+		t.Errorf("the key left stopped working: %d", s)
+	}
+	code, _, errOut := run(t, env, "integration", "key", "--id", in.ID, "--revoke", revoked.ID)
+	if code != 1 || !strings.Contains(errOut, "api key not found") {
+		t.Errorf("revoking again: exit %d, %s", code, errOut)
+	}
 }

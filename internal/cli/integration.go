@@ -16,7 +16,7 @@ func integration(ctx context.Context, env *Env, args []string) error {
 		"create": {"create an integration and print its first API key", integrationCreate},
 		"list":   {"list integrations", integrationList},
 		"update": {"change an integration", integrationUpdate},
-		"key":    {"add an API key to an integration", integrationKey},
+		"key":    {"add an API key to an integration, or --revoke one", integrationKey},
 	})
 }
 
@@ -168,6 +168,7 @@ func integrationUpdate(ctx context.Context, env *Env, args []string) error {
 func integrationKey(ctx context.Context, env *Env, args []string) error {
 	fs, cfg := flags(env, "integration key")
 	id := integrationID(fs)
+	revoke := fs.String("revoke", "", "revoke the key of this ID (keys[].id in `integration list`) instead of adding one")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
@@ -175,6 +176,23 @@ func integrationKey(ctx context.Context, env *Env, args []string) error {
 	iid, err := checkID("--id", "an integration", *id)
 	if err != nil {
 		return err
+	}
+	if *revoke != "" {
+		keyID, err := checkID("--revoke", "a key", *revoke)
+		if err != nil {
+			return err
+		}
+		return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
+			if err := adm.RevokeKey(ctx, iid, keyID); err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(env.Stdout, map[string]any{"id": keyID, "integration_id": iid, "revoked": true})
+			}
+			// A running server caches keys for a second (AuthCacheTTL).
+			fmt.Fprintf(env.Stdout, "api key %s revoked (a running server refuses it within a second)\n", keyID)
+			return nil
+		})
 	}
 	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
 		key, plain, err := adm.AddKey(ctx, iid)

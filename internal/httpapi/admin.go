@@ -123,6 +123,26 @@ func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
 		"api_key": plain, "created_at": key.CreatedAt.UnixMilli()})
 }
 
+// revokeKey answers 204 once the key is gone; this server refuses it from the next request.
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	id, err := adminID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	keyID, ok := parley.ParseID(r.PathValue("key_id"))
+	if !ok {
+		s.fail(w, r, parley.Errorf(parley.ENotFound, "api key not found"))
+		return
+	}
+	if err := s.admin.RevokeKey(r.Context(), id, keyID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Forget(id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.EventFilter{State: q.Get("status")}

@@ -20,6 +20,7 @@ func adminRoutes(id string) []endpoint {
 		{name: "get", method: "GET", path: "/admin/v1/integrations/" + id},
 		{name: "update", method: "PATCH", path: "/admin/v1/integrations/" + id, body: map[string]any{"name": "x"}},
 		{name: "add key", method: "POST", path: "/admin/v1/integrations/" + id + "/keys"},
+		{name: "revoke key", method: "DELETE", path: "/admin/v1/integrations/" + id + "/keys/" + parley.NewID()},
 	}
 }
 
@@ -141,6 +142,26 @@ func TestAdminIntegrations(t *testing.T) {
 			srv.Do(t, "POST", "/v1/custom/"+id+"/sessions", map[string]any{}, "Authorization", "apikey "+k).Expect(t, http.StatusCreated)
 		}
 
+		// Rotation: the first key revoked is refused at once, the second goes on working.
+		keys := call("GET", "/admin/v1/integrations/"+id, nil).Expect(t, http.StatusOK).JSON(t)["keys"].([]any)
+		var firstID string
+		for _, k := range keys {
+			if k := k.(map[string]any); k["id"] != k2["id"] {
+				firstID, _ = k["id"].(string)
+			}
+		}
+		if r := call("DELETE", "/admin/v1/integrations/"+id+"/keys/"+firstID, nil); r.Status != http.StatusNoContent || len(r.Body) != 0 {
+			t.Fatalf("revoke: %d %s", r.Status, r.Body)
+		}
+		r = srv.Do(t, "POST", "/v1/custom/"+id+"/sessions", map[string]any{}, "Authorization", "apikey "+key)
+		expectError(t, r, http.StatusUnauthorized, parley.EUnauthorized)
+		srv.Do(t, "POST", "/v1/custom/"+id+"/sessions", map[string]any{}, "Authorization", "apikey "+key2).Expect(t, http.StatusCreated)
+		expectError(t, call("DELETE", "/admin/v1/integrations/"+id+"/keys/"+firstID, nil), http.StatusNotFound, parley.ENotFound)
+		if got := call("GET", "/admin/v1/integrations/"+id, nil).JSON(t)["keys"].([]any); len(got) != 1 || got[0].(map[string]any)["id"] != k2["id"] {
+			t.Errorf("keys after the revocation: %v", got)
+		}
+		key = key2
+
 		// A change of allowed_ips takes effect at once.
 		call("PATCH", "/admin/v1/integrations/"+id, map[string]any{"allowed_ips": []string{"10.0.0.0/8"}}).Expect(t, http.StatusOK)
 		r = srv.Do(t, "POST", "/v1/custom/"+id+"/sessions", map[string]any{}, "Authorization", "apikey "+key)
@@ -159,6 +180,8 @@ func TestAdminValidation(t *testing.T) {
 		view := func() string {
 			return string(srv.Do(t, "GET", "/admin/v1/integrations", nil, "Authorization", bearer).Expect(t, http.StatusOK).Body)
 		}
+		other := srv.NewIntegration(t, noSpec)
+		otherKey := srv.Do(t, "GET", "/admin/v1/integrations/"+other.ID, nil, "Authorization", bearer).Expect(t, http.StatusOK).JSON(t)["keys"].([]any)[0].(map[string]any)["id"].(string)
 		before := view()
 		hook := "http://127.0.0.1:9/hook"
 		for _, body := range []string{
@@ -193,6 +216,11 @@ func TestAdminValidation(t *testing.T) {
 			expectError(t, srv.Do(t, "GET", "/admin/v1/integrations/"+id, nil, "Authorization", bearer), http.StatusNotFound, parley.ENotFound)
 			expectError(t, srv.Do(t, "PATCH", "/admin/v1/integrations/"+id, map[string]any{"name": "x"}, "Authorization", bearer), http.StatusNotFound, parley.ENotFound)
 			expectError(t, srv.Do(t, "POST", "/admin/v1/integrations/"+id+"/keys", nil, "Authorization", bearer), http.StatusNotFound, parley.ENotFound)
+		}
+		// Revoking: an unknown or malformed key ID, and another integration's key, are not found.
+		for _, path := range []string{in.ID + "/keys/" + parley.NewID(), in.ID + "/keys/nope", in.ID + "/keys/" + otherKey,
+			parley.NewID() + "/keys/" + otherKey, "nope/keys/" + otherKey} {
+			expectError(t, srv.Do(t, "DELETE", "/admin/v1/integrations/"+path, nil, "Authorization", bearer), http.StatusNotFound, parley.ENotFound)
 		}
 		if after := view(); after != before {
 			t.Errorf("refused admin calls changed integrations:\nbefore %s\nafter  %s", before, after)

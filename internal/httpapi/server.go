@@ -91,6 +91,7 @@ func (s *Server) Register(rt *Router) {
 	rt.Handle("GET", adm+"/integrations/{id}", a(s.getIntegration))
 	rt.Handle("PATCH", adm+"/integrations/{id}", a(s.updateIntegration))
 	rt.Handle("POST", adm+"/integrations/{id}/keys", a(s.addKey))
+	rt.Handle("DELETE", adm+"/integrations/{id}/keys/{key_id}", a(s.revokeKey))
 	rt.Handle("GET", adm+"/deliveries", a(s.listDeliveries))
 	rt.Handle("POST", adm+"/integrations/{id}/deliveries/replay", a(s.replayDeliveries))
 	rt.Handle("GET", adm+"/agents", a(s.listAgents))

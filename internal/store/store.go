@@ -208,6 +208,8 @@ type Tx interface {
 	CreateIntegration(in *parley.Integration) error
 	UpdateIntegration(in *parley.Integration) error
 	CreateAPIKey(k *parley.APIKey) error
+	// DeleteAPIKey removes one of the integration's keys: ENotFound if it has no key keyID.
+	DeleteAPIKey(integrationID, keyID string) error
 
 	// LockSession returns a session with its current conversation and holds it against
 	// concurrent changes until the transaction ends. Every change to a session or its

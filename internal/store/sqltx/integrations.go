@@ -87,6 +87,14 @@ func (t *Tx) CreateAPIKey(k *parley.APIKey) error {
 	return t.wrap("create api key", err, "api key")
 }
 
+func (t *Tx) DeleteAPIKey(integrationID, keyID string) error {
+	res, err := t.exec(`DELETE FROM api_keys WHERE id = ? AND integration_id = ?`, keyID, integrationID)
+	if err != nil {
+		return t.wrap("delete api key", err, "api key")
+	}
+	return t.affected(res, "api key")
+}
+
 func (t *Tx) APIKeys(integrationID string) ([]*parley.APIKey, error) {
 	rows, err := t.query(`SELECT id, integration_id, hash, prefix, created_at FROM api_keys
 		WHERE integration_id = ? ORDER BY created_at, id`, integrationID)

@@ -121,4 +121,22 @@ func testAPIKeys(t *testing.T, h Harness) {
 	if len(got) != 0 {
 		t.Errorf("an unknown integration has %d keys", len(got))
 	}
+
+	// Revoking: only the integration's own keys, by their ID; anything else is not found and
+	// removes nothing.
+	update(t, s, func(tx store.Tx) error { return tx.DeleteAPIKey(in.ID, k1.ID) })
+	for what, id := range map[string][2]string{
+		"the key again":              {in.ID, k1.ID},
+		"another integration's key":  {in.ID, k3.ID},
+		"a key through another's ID": {other.ID, k2.ID},
+		"an unknown key":             {in.ID, parley.NewID()},
+		"a malformed key ID":         {in.ID, "prl_abcdef"},
+	} {
+		err := s.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteAPIKey(id[0], id[1]) })
+		wantCode(t, "DeleteAPIKey of "+what, err, parley.ENotFound)
+	}
+	got = read(t, s, func(tx store.ReadTx) ([]*parley.APIKey, error) { return tx.APIKeys(in.ID) })
+	equal(t, "keys after one was deleted", got, []*parley.APIKey{k2, made})
+	got = read(t, s, func(tx store.ReadTx) ([]*parley.APIKey, error) { return tx.APIKeys(other.ID) })
+	equal(t, "the other integration's keys", got, []*parley.APIKey{k3})
 }
