@@ -123,6 +123,17 @@ func (s *Service) AddAgentToken(ctx context.Context, agentID string) (*TokenView
 	return &TokenView{ID: k.ID, Prefix: k.Prefix, CreatedAt: k.CreatedAt.UnixMilli()}, plain, nil
 }
 
+// RevokeAgentToken removes one of an agent's API tokens: the agent API refuses it from the next
+// call. Streams it opened go on until they close; a console login is not a token.
+func (s *Service) RevokeAgentToken(ctx context.Context, agentID, tokenID string) error {
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Agent(agentID); err != nil {
+			return err
+		}
+		return tx.DeleteAgentToken(agentID, tokenID)
+	})
+}
+
 // Agents lists every agent.
 func (s *Service) Agents(ctx context.Context) ([]*AgentView, error) {
 	out := []*AgentView{}

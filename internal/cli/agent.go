@@ -14,7 +14,7 @@ func agent(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "agent", args, map[string]command{
 		"create": {"create a console agent with a password and/or an API token", agentCreate},
 		"list":   {"list agents", agentList},
-		"token":  {"add an API token to an agent", agentToken},
+		"token":  {"add an API token to an agent, or --revoke one", agentToken},
 	})
 }
 
@@ -104,12 +104,20 @@ func agentList(ctx context.Context, env *Env, args []string) error {
 func agentToken(ctx context.Context, env *Env, args []string) error {
 	fs, cfg := flags(env, "agent token")
 	email := fs.String("email", "", "the agent's email")
+	revoke := fs.String("revoke", "", "revoke the token of this ID (tokens[].id in `agent list --json`) instead of adding one")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err
 	}
 	if *email == "" {
 		return parley.Errorf(parley.EInvalid, "--email is required")
+	}
+	tokenID := ""
+	if *revoke != "" {
+		var err error
+		if tokenID, err = checkID("--revoke", "a token", *revoke); err != nil {
+			return err
+		}
 	}
 	return withAdmin(ctx, env, cfg, func(adm *admin.Service) error {
 		a, err := adm.AgentByEmail(ctx, *email)
@@ -118,6 +126,16 @@ func agentToken(ctx context.Context, env *Env, args []string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if tokenID != "" {
+			if err := adm.RevokeAgentToken(ctx, a.ID, tokenID); err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(env.Stdout, map[string]any{"id": tokenID, "agent_id": a.ID, "revoked": true})
+			}
+			fmt.Fprintf(env.Stdout, "token %s revoked\n", tokenID)
+			return nil
 		}
 		k, plain, err := adm.AddAgentToken(ctx, a.ID)
 		if err != nil {

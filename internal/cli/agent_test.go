@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parleyhq/parley"
 )
 
 // run runs the parley command against a database and returns its output and exit status.
@@ -82,5 +84,53 @@ func TestAgentCommands(t *testing.T) {
 	}
 	if _, stderr, code := runDB(t, db, "agent", "token", "--email", "nobody@example.com"); code != 1 || !strings.Contains(stderr, "no agent") {
 		t.Errorf("agent token of nobody: %d %s", code, stderr)
+	}
+
+	// Revoking the token just added, by its ID.
+	out, _, _ = runDB(t, db, "agent", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	var bob struct {
+		Tokens []struct {
+			ID string `json:"id"`
+		} `json:"tokens"`
+	}
+	for _, a := range list {
+		if a["email"] == "bob@example.com" {
+			b, _ := json.Marshal(a)
+			json.Unmarshal(b, &bob)
+		}
+	}
+	if len(bob.Tokens) != 1 {
+		t.Fatalf("bob's tokens before: %+v", bob)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--email", "bob@example.com", "--revoke", "prla_x"}, "--revoke must be a token ID"},
+		{[]string{"--email", "bob@example.com", "--revoke", parley.NewID()}, "agent token not found"},
+		{[]string{"--email", "ann@example.com", "--revoke", bob.Tokens[0].ID}, "agent token not found"},
+		{[]string{"--email", "nobody@example.com", "--revoke", bob.Tokens[0].ID}, "no agent"},
+	} {
+		if _, stderr, code := runDB(t, db, append([]string{"agent", "token"}, tc.args...)...); code != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("agent token %v: exit %d, stderr %q (want %q)", tc.args, code, stderr, tc.want)
+		}
+	}
+	out, _, code = runDB(t, db, "agent", "token", "--email", "bob@example.com", "--revoke", bob.Tokens[0].ID)
+	if code != 0 || !strings.Contains(out, "revoked") {
+		t.Errorf("agent token --revoke: %d %s", code, out)
+	}
+	out, _, _ = runDB(t, db, "agent", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range list {
+		if a["email"] == "bob@example.com" {
+			if toks, _ := a["tokens"].([]any); len(toks) != 0 {
+				t.Errorf("bob's tokens after the revocation: %v", toks)
+			}
+		}
 	}
 }

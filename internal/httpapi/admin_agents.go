@@ -44,3 +44,21 @@ func (s *Server) addAgentToken(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusCreated, map[string]any{"id": k.ID, "agent_id": id, "prefix": k.Prefix,
 		"token": plain, "created_at": k.CreatedAt})
 }
+
+func (s *Server) revokeAgentToken(w http.ResponseWriter, r *http.Request) {
+	id, ok := parley.ParseID(r.PathValue("id"))
+	if !ok {
+		s.fail(w, r, parley.Errorf(parley.ENotFound, "agent not found"))
+		return
+	}
+	tokenID, ok := parley.ParseID(r.PathValue("token_id"))
+	if !ok {
+		s.fail(w, r, parley.Errorf(parley.ENotFound, "agent token not found"))
+		return
+	}
+	if err := s.admin.RevokeAgentToken(r.Context(), id, tokenID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -37,4 +37,19 @@ func TestAdminAgents(t *testing.T) {
 	if len(list) != 1 || len(list[0].(map[string]any)["tokens"].([]any)) != 1 {
 		t.Errorf("agents: %v", list)
 	}
+
+	// Rotation: a second token, the first revoked; the first is refused at once.
+	tok2 := srv.Do(t, "POST", "/admin/v1/agents/"+id+"/tokens", nil, auth...).Expect(t, http.StatusCreated).Str(t, "token")
+	first := list[0].(map[string]any)["tokens"].([]any)[0].(map[string]any)["id"].(string)
+	for _, path := range []string{parley.NewID() + "/tokens/" + first, "nope/tokens/" + first, id + "/tokens/" + parley.NewID(), id + "/tokens/nope"} {
+		srv.Do(t, "DELETE", "/admin/v1/agents/"+path, nil, auth...).ExpectError(t, http.StatusNotFound, parley.ENotFound)
+	}
+	srv.Do(t, "DELETE", "/admin/v1/agents/"+id+"/tokens/"+first, nil).ExpectError(t, http.StatusUnauthorized, parley.EUnauthorized)
+	srv.Do(t, "GET", "/agent/v1/me", nil, "Authorization", "Bearer "+tok).Expect(t, http.StatusOK)
+	if r := srv.Do(t, "DELETE", "/admin/v1/agents/"+id+"/tokens/"+first, nil, auth...); r.Status != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", r.Status, r.Body)
+	}
+	srv.Do(t, "GET", "/agent/v1/me", nil, "Authorization", "Bearer "+tok).ExpectError(t, http.StatusUnauthorized, parley.EUnauthorized)
+	srv.Do(t, "GET", "/agent/v1/me", nil, "Authorization", "Bearer "+tok2).Expect(t, http.StatusOK)
+	srv.Do(t, "DELETE", "/admin/v1/agents/"+id+"/tokens/"+first, nil, auth...).ExpectError(t, http.StatusNotFound, parley.ENotFound)
 }

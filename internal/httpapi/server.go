@@ -97,6 +97,7 @@ func (s *Server) Register(rt *Router) {
 	rt.Handle("GET", adm+"/agents", a(s.listAgents))
 	rt.Handle("POST", adm+"/agents", a(s.createAgent))
 	rt.Handle("POST", adm+"/agents/{id}/tokens", a(s.addAgentToken))
+	rt.Handle("DELETE", adm+"/agents/{id}/tokens/{token_id}", a(s.revokeAgentToken))
 }
 
 // inboundHandler is a handler of the inbound API, called with the authenticated integration.

@@ -118,9 +118,9 @@ func TestLiveAnswersMatchDocument(t *testing.T) {
 	l.do("GET", "/admin/v1/integrations", nil, adm...).Expect(t, http.StatusOK)
 	l.do("GET", "/admin/v1/integrations/"+iid, nil, adm...).Expect(t, http.StatusOK)
 	l.do("PATCH", "/admin/v1/integrations/"+iid, map[string]any{"name": "openapi, renamed"}, adm...).Expect(t, http.StatusOK)
-	spare := l.do("POST", "/admin/v1/integrations/"+iid+"/keys", nil, adm...).Expect(t, http.StatusCreated).Str(t, "id")
-	l.do("DELETE", "/admin/v1/integrations/"+iid+"/keys/"+spare, nil, adm...).Expect(t, http.StatusNoContent)
-	l.do("DELETE", "/admin/v1/integrations/"+iid+"/keys/"+spare, nil, adm...).ExpectError(t, http.StatusNotFound, parley.ENotFound)
+	spareKey := l.do("POST", "/admin/v1/integrations/"+iid+"/keys", nil, adm...).Expect(t, http.StatusCreated).Str(t, "id")
+	l.do("DELETE", "/admin/v1/integrations/"+iid+"/keys/"+spareKey, nil, adm...).Expect(t, http.StatusNoContent)
+	l.do("DELETE", "/admin/v1/integrations/"+iid+"/keys/"+spareKey, nil, adm...).ExpectError(t, http.StatusNotFound, parley.ENotFound)
 	key := l.do("POST", "/admin/v1/integrations/"+iid+"/keys", nil, adm...).Expect(t, http.StatusCreated).Str(t, "api_key")
 	l.do("GET", "/admin/v1/integrations/"+parley.NewID(), nil, adm...).ExpectError(t, http.StatusNotFound, parley.ENotFound)
 	l.do("PATCH", "/admin/v1/integrations/"+iid, map[string]any{"webhook_url": "ftp://x"}, adm...).ExpectError(t, http.StatusBadRequest, parley.EInvalid)
@@ -197,7 +197,8 @@ func TestLiveAnswersMatchDocument(t *testing.T) {
 		"avatar": "https://example.com/bob.png", "token": true, "integrations": []string{iid}}, adm...).Expect(t, http.StatusCreated).JSON(t)
 	l.do("POST", "/admin/v1/agents", map[string]any{"email": "ann@example.com", "name": "Ann again", "token": true}, adm...).
 		ExpectError(t, http.StatusConflict, parley.EConflict)
-	l.do("POST", "/admin/v1/agents/"+ann["id"].(string)+"/tokens", nil, adm...).Expect(t, http.StatusCreated)
+	spareToken := l.do("POST", "/admin/v1/agents/"+ann["id"].(string)+"/tokens", nil, adm...).Expect(t, http.StatusCreated).Str(t, "id")
+	l.do("DELETE", "/admin/v1/agents/"+ann["id"].(string)+"/tokens/"+spareToken, nil, adm...).Expect(t, http.StatusNoContent)
 	l.do("GET", "/admin/v1/agents", nil, adm...).Expect(t, http.StatusOK)
 	asAnn := []string{"Authorization", "Bearer " + ann["token"].(string)}
 	asBob := []string{"Authorization", "Bearer " + bob["token"].(string)}

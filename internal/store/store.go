@@ -308,6 +308,9 @@ type Tx interface {
 	// CreateAgent stores an agent; an email already taken is a conflict.
 	CreateAgent(a *parley.Agent) error
 	CreateAgentToken(k *parley.AgentToken) error
+	// DeleteAgentToken removes one of the agent's API tokens: ENotFound if it has no token
+	// tokenID.
+	DeleteAgentToken(agentID, tokenID string) error
 	CreateAgentLogin(l *parley.AgentLogin) error
 	// DeleteAgentLogin ends a console login; ending one that does not exist is not an error.
 	DeleteAgentLogin(hash []byte) error

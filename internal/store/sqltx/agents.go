@@ -78,6 +78,14 @@ func (t *Tx) CreateAgentToken(k *parley.AgentToken) error {
 	return t.wrap("create agent token", err, "agent token")
 }
 
+func (t *Tx) DeleteAgentToken(agentID, tokenID string) error {
+	res, err := t.exec(`DELETE FROM agent_tokens WHERE id = ? AND agent_id = ?`, tokenID, agentID)
+	if err != nil {
+		return t.wrap("delete agent token", err, "agent token")
+	}
+	return t.affected(res, "agent token")
+}
+
 func (t *Tx) AgentTokens(agentID string) ([]*parley.AgentToken, error) {
 	rows, err := t.query(`SELECT id, agent_id, hash, prefix, created_at FROM agent_tokens
 		WHERE agent_id = ? ORDER BY created_at, id`, agentID)

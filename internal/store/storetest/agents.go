@@ -64,6 +64,26 @@ func testAgentTokens(t *testing.T, h Harness) {
 		[]*parley.AgentToken{k1, k2})
 	err := readErr(t, s, func(tx store.ReadTx) error { _, err := tx.AgentByToken(parley.HashSecret("prla_wrong")); return err })
 	wantCode(t, "AgentByToken of an unknown token", err, parley.ENotFound)
+
+	// Revoking: only the agent's own tokens, by their ID; anything else is not found and
+	// removes nothing.
+	update(t, s, func(tx store.Tx) error { return tx.DeleteAgentToken(ann.ID, k1.ID) })
+	err = readErr(t, s, func(tx store.ReadTx) error { _, err := tx.AgentByToken(parley.HashSecret(plain1)); return err })
+	wantCode(t, "AgentByToken of a revoked token", err, parley.ENotFound)
+	for what, id := range map[string][2]string{
+		"the token again":         {ann.ID, k1.ID},
+		"another agent's token":   {ann.ID, k3.ID},
+		"a token through another": {bob.ID, k2.ID},
+		"an unknown token":        {ann.ID, parley.NewID()},
+		"a malformed token ID":    {ann.ID, "prla_x"},
+	} {
+		err := s.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteAgentToken(id[0], id[1]) })
+		wantCode(t, "DeleteAgentToken of "+what, err, parley.ENotFound)
+	}
+	equal(t, "AgentTokens after one was revoked", read(t, s, func(tx store.ReadTx) ([]*parley.AgentToken, error) { return tx.AgentTokens(ann.ID) }),
+		[]*parley.AgentToken{k2})
+	equal(t, "the other agent's tokens", read(t, s, func(tx store.ReadTx) ([]*parley.AgentToken, error) { return tx.AgentTokens(bob.ID) }),
+		[]*parley.AgentToken{k3})
 }
 
 func testAgentLogins(t *testing.T, h Harness) {
