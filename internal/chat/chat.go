@@ -328,8 +328,13 @@ func handover(tx store.Tx, in *parley.Integration, s *parley.Session, now time.T
 	c := s.Conversation
 	switch {
 	case c.Status == parley.ConversationResolved:
+		// The desk receives the session now, with the user messages it has not seen (those the
+		// brain had), as in a handover from an open brain conversation.
 		c = newConversation(s, parley.HandledByQueue, now)
-		return tx.CreateConversation(c)
+		if err := tx.CreateConversation(c); err != nil {
+			return err
+		}
+		return deliverToDesk(tx, in, s, now)
 	case c.HandledBy != parley.HandledByBrain:
 		return nil
 	}

@@ -169,17 +169,23 @@ func TestLifecycle(t *testing.T) {
 			in := srv.NewIntegration(t, noSpec)
 			sid := in.NewSession()
 			c1 := conversation(t, in, sid)
+			m0 := in.Send(sid, "to the brain")
 			ok(t, in, sid, "/conversation/close")
 			ok(t, in, sid, "/handover")
 			c2 := expectConv(t, in, sid, conv{Status: "open", HandledBy: "queue"})
 			if c2.ID == c1.ID {
 				t.Error("handover reopened the resolved conversation instead of starting a new one")
 			}
-			expectEvents(t, in, parley.EventConversationClosed) // no event until an agent joins
-			m := in.Send(sid, "hello desk")
-			expectJobs(t, sid)
+			// The desk now has the session: the message the brain had is delivered to it, as in
+			// a handover from an open brain conversation. No other event until an agent joins.
 			evs := expectEvents(t, in, parley.EventConversationClosed, parley.EventDelivered)
-			if ids := messageIDs(t, evs[1]); !slices.Equal(ids, []string{m}) {
+			if ids := messageIDs(t, evs[1]); !slices.Equal(ids, []string{m0}) {
+				t.Errorf("message_ids at the handover = %v, want [%s]", ids, m0)
+			}
+			m := in.Send(sid, "hello desk")
+			expectJobs(t, sid, m0) // the desk's message is no job; m0's is dropped when the brain takes it
+			evs = expectEvents(t, in, parley.EventConversationClosed, parley.EventDelivered, parley.EventDelivered)
+			if ids := messageIDs(t, evs[2]); !slices.Equal(ids, []string{m}) {
 				t.Errorf("message_ids = %v", ids)
 			}
 		})
