@@ -124,7 +124,7 @@ func (s *Service) AddAgentToken(ctx context.Context, agentID string) (*TokenView
 }
 
 // RevokeAgentToken removes one of an agent's API tokens: the agent API refuses it from the next
-// call. Streams it opened go on until they close; a console login is not a token.
+// call, and a stream it opened ends at its next heartbeat; a console login is not a token.
 func (s *Service) RevokeAgentToken(ctx context.Context, agentID, tokenID string) error {
 	return s.store.Update(ctx, func(tx store.Tx) error {
 		if _, err := tx.Agent(agentID); err != nil {

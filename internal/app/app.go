@@ -163,7 +163,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Leases = lease.New(db, lease.Config{Node: m.Config.NodeID}, m.Log, owners...)
 	m.Expiry = expiry.New(db, m.Chat, m.Clock, m.Log, m.Metrics, m.Config.ExpiryInterval)
 	m.Agents = agents.New(db, m.Clock.Now)
-	m.Console = console.New(console.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies, Files: m.Files},
+	m.Console = console.New(console.Config{BodyLimit: m.Config.BodyLimit, TrustedProxies: proxies, Files: m.Files,
+		Heartbeat: m.Config.StreamHeartbeat},
 		db, m.Chat, m.Agents, m.Log)
 	m.Metrics.NewGauge("parley_agent_streams", "Agents' live streams open on this process.", func() float64 {
 		return float64(m.Console.Hub().Subscribers())

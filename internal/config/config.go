@@ -37,6 +37,9 @@ type Config struct {
 	BrainInFlight     int           // brain calls in flight at once; 0 runs no brain worker (for measurements and tests)
 	DeliveredRetained time.Duration // how long delivered webhook events are kept
 	ExpiryInterval    time.Duration // how often sessions past their timeout are looked for
+	// StreamHeartbeat is how often an agent's idle live stream gets a comment, so proxies keep
+	// it open, and how often the stream checks its credential is still good.
+	StreamHeartbeat time.Duration
 	// PublicURL is the base URL clients reach this server at, for the URLs it hands out (file
 	// uploads and downloads). Empty means http:// and the address it listens on.
 	PublicURL string
@@ -62,6 +65,7 @@ func Default() Config {
 		BrainInFlight:     1024,
 		DeliveredRetained: 7 * 24 * time.Hour,
 		ExpiryInterval:    500 * time.Millisecond,
+		StreamHeartbeat:   15 * time.Second,
 		Files:             DefaultFiles(),
 	}
 }
@@ -86,6 +90,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.BrainInFlight, "brain-in-flight", c.BrainInFlight, "brain replies being worked on at once; 0 runs no brain worker, and this process's sessions wait unanswered (PARLEY_BRAIN_IN_FLIGHT)")
 	fs.DurationVar(&c.DeliveredRetained, "delivered-retained", c.DeliveredRetained, "how long delivered webhook events are kept (PARLEY_DELIVERED_RETAINED)")
 	fs.DurationVar(&c.ExpiryInterval, "expiry-interval", c.ExpiryInterval, "how often sessions past their timeout are looked for (PARLEY_EXPIRY_INTERVAL)")
+	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", c.StreamHeartbeat, "how often an idle agent stream is pinged, and its token or login checked again (PARLEY_STREAM_HEARTBEAT)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at, for the file URLs it hands out; default: http://ADDR (PARLEY_PUBLIC_URL)")
 	c.Files.bind(fs)
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "loopback address to serve /debug/pprof on; empty turns it off (PARLEY_PPROF_ADDR)")
@@ -193,6 +198,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
 		return fmt.Errorf("expiry-interval must be between 1ns and 1s (session:expired is due within 2s of the deadline)")
+	}
+	if c.StreamHeartbeat < 10*time.Millisecond || c.StreamHeartbeat > 5*time.Minute {
+		return fmt.Errorf("stream-heartbeat must be between 10ms and 5m")
 	}
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		return fmt.Errorf("pprof-addr must be a loopback address such as 127.0.0.1:6060, not %q", c.PprofAddr)

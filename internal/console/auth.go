@@ -31,28 +31,12 @@ type agentHandler func(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 // browser whoever asks, a token only by a page parley served.
 func (s *Server) agentOnly(h agentHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if auth := r.Header.Get("Authorization"); auth != "" {
-			// A request that names a credential is judged by it alone, never by a cookie too.
-			token, ok := strings.CutPrefix(auth, "Bearer ")
-			if !ok {
-				s.fail(w, r, parley.Errorf(parley.EUnauthorized, "use Authorization: Bearer <agent token>"))
-				return
-			}
-			a, err := s.agents.ByToken(r.Context(), strings.TrimSpace(token))
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			h(w, r, a)
-			return
-		}
-		cookie := cookieValue(r, loginCookie)
-		a, err := s.agents.ByLogin(r.Context(), cookie)
+		a, cookie, err := s.credential(r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if !safeMethod(r.Method) {
+		if cookie != "" && !safeMethod(r.Method) {
 			if err := checkCSRF(r, agents.CSRFToken(cookie), r.Header.Get(csrfHeader)); err != nil {
 				s.fail(w, r, err)
 				return
@@ -60,6 +44,24 @@ func (s *Server) agentOnly(h agentHandler) http.Handler {
 		}
 		h(w, r, a)
 	})
+}
+
+// credential returns the agent whose API token or console login the request carries, and the
+// login's cookie when that is what it carries. A stream asks again while it runs, so a token
+// revoked or a login ended closes it.
+func (s *Server) credential(r *http.Request) (a *parley.Agent, cookie string, err error) {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		// A request that names a credential is judged by it alone, never by a cookie too.
+		token, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok {
+			return nil, "", parley.Errorf(parley.EUnauthorized, "use Authorization: Bearer <agent token>")
+		}
+		a, err := s.agents.ByToken(r.Context(), strings.TrimSpace(token))
+		return a, "", err
+	}
+	cookie = cookieValue(r, loginCookie)
+	a, err = s.agents.ByLogin(r.Context(), cookie)
+	return a, cookie, err
 }
 
 func safeMethod(m string) bool {

@@ -13,6 +13,8 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/app/apptest"
+	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/store"
 )
 
 // TestIntegrationLimits checks that an agent limited to some integrations sees and touches
@@ -329,4 +331,69 @@ func TestConsoleLogin(t *testing.T) {
 func cidSession(t *testing.T, a *agent, cid string) string {
 	t.Helper()
 	return a.call("GET", "/conversations/"+cid, nil).Expect(t, http.StatusOK).JSON(t)["conversation"].(map[string]any)["session_id"].(string)
+}
+
+// TestStreamEndsWithItsCredential checks a live stream checks its credential again at every
+// heartbeat: revoking the token it was opened with, or ending the login, closes it; other
+// agents' streams go on.
+func TestStreamEndsWithItsCredential(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	srv := apptest.Start(t, apptest.Options{Backend: apptest.SQLite, NoBrain: true,
+		Configure: func(c *config.Config) { c.StreamHeartbeat = beat }})
+	ann, bob := newAgent(t, srv, "Ann Lee"), newAgent(t, srv, "Bob Ray")
+	annStream, bobStream := ann.openStream(), bob.openStream()
+	if hb := annStream.wait("ready", eventWait, func(e event) bool { return e.Type == "ready" }).Data["heartbeat_ms"]; hb != float64(beat.Milliseconds()) {
+		t.Errorf("ready says heartbeat_ms %v, want %d", hb, beat.Milliseconds())
+	}
+	ended := func(what string, done <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(eventWait):
+			t.Fatalf("%s: the stream is still open after %v", what, eventWait)
+		}
+	}
+
+	v, err := srv.Admin.AgentByEmail(t.Context(), ann.Email)
+	if err != nil || len(v.Tokens) != 1 {
+		t.Fatalf("ann's tokens: %+v, %v", v, err)
+	}
+	if err := srv.Admin.RevokeAgentToken(t.Context(), ann.ID, v.Tokens[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	ended("ann's token revoked", annStream.done)
+	time.Sleep(3 * beat)
+	select {
+	case <-bobStream.done:
+		t.Fatal("bob's stream ended with ann's token")
+	default:
+	}
+
+	// A stream opened with a console login ends when the login does.
+	b := newBrowser(t, srv)
+	if resp := b.login(bob.Email, bob.Password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/agent/v1/stream", nil)
+	client := &http.Client{Jar: b.client.Jar}
+	resp, err := client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream by login: %v %v", resp, err)
+	}
+	loginDone := make(chan struct{})
+	go func() {
+		defer close(loginDone)
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+	}()
+	hash := parley.HashSecret(b.cookie("parley_login").Value)
+	if err := srv.Main.DB.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteAgentLogin(hash) }); err != nil {
+		t.Fatal(err)
+	}
+	ended("bob's login ended", loginDone)
+	select {
+	case <-bobStream.done:
+		t.Fatal("bob's token stream ended with his login")
+	default:
+	}
 }

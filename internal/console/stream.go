@@ -25,9 +25,8 @@ const (
 	EventReset        = live.EventReset
 )
 
-// Stream timing.
+// Stream timing; the heartbeat is Config.Heartbeat.
 const (
-	heartbeat    = 15 * time.Second // a comment keeps proxies from closing an idle stream
 	writeTimeout = 10 * time.Second // a client that takes longer for one event is dropped
 	retryMS      = 1500             // how soon EventSource reconnects
 )
@@ -58,13 +57,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 		buf.Reset()
 		return err == nil && rc.Flush() == nil
 	}
-	ready, _ := json.Marshal(map[string]any{"agent": agentView(a), "heartbeat_ms": heartbeat.Milliseconds()})
+	ready, _ := json.Marshal(map[string]any{"agent": agentView(a), "heartbeat_ms": s.cfg.Heartbeat.Milliseconds()})
 	buf.WriteString("retry: " + strconv.Itoa(retryMS) + "\n")
 	writeEvent(&buf, EventReady, ready)
 	if !send() {
 		return
 	}
-	tick := time.NewTicker(heartbeat)
+	tick := time.NewTicker(s.cfg.Heartbeat) // a comment keeps proxies from closing an idle stream
 	defer tick.Stop()
 	for {
 		select {
@@ -83,6 +82,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 				return
 			}
 		case <-tick.C:
+			// The credential is checked again: a revoked token, an ended login or a deleted
+			// agent closes the stream (a failed read of the store does not).
+			if _, _, err := s.credential(r); parley.IsCode(err, parley.EUnauthorized) {
+				return
+			}
 			buf.WriteString(": ping\n\n")
 			if !send() {
 				return
