@@ -168,7 +168,7 @@ func integrationUpdate(ctx context.Context, env *Env, args []string) error {
 func integrationKey(ctx context.Context, env *Env, args []string) error {
 	fs, cfg := flags(env, "integration key")
 	id := integrationID(fs)
-	revoke := fs.String("revoke", "", "revoke the key of this ID (keys[].id in `integration list`) instead of adding one")
+	revoke := fs.String("revoke", "", "revoke the key of this ID (keys[].id in `integration list --json`) instead of adding one")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(env, fs, cfg, args); err != nil {
 		return err

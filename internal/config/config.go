@@ -199,8 +199,8 @@ func (c *Config) Validate() error {
 	if c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second {
 		return fmt.Errorf("expiry-interval must be between 1ns and 1s (session:expired is due within 2s of the deadline)")
 	}
-	if c.StreamHeartbeat < 10*time.Millisecond || c.StreamHeartbeat > 5*time.Minute {
-		return fmt.Errorf("stream-heartbeat must be between 10ms and 5m")
+	if c.StreamHeartbeat < time.Second || c.StreamHeartbeat > 5*time.Minute {
+		return fmt.Errorf("stream-heartbeat must be between 1s and 5m (each beat reads the store once per stream)")
 	}
 	if c.PprofAddr != "" && !loopback(c.PprofAddr) {
 		return fmt.Errorf("pprof-addr must be a loopback address such as 127.0.0.1:6060, not %q", c.PprofAddr)

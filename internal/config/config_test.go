@@ -161,7 +161,7 @@ func TestBadConfig(t *testing.T) {
 		{"body limit too small", "", nil, []string{"--body-limit=100"}, []string{"body-limit"}},
 		{"trusted proxy", "", map[string]string{"PARLEY_TRUSTED_PROXIES": "10.0.0.0/8,nope"}, nil, []string{"trusted-proxies", "nope"}},
 		{"trusted proxy range", "", nil, []string{"--trusted-proxies=10.0.0.0/33"}, []string{"trusted-proxies"}},
-		{"stream heartbeat too short", "", nil, []string{"--stream-heartbeat=1ms"}, []string{"stream-heartbeat"}},
+		{"stream heartbeat too short", "", nil, []string{"--stream-heartbeat=500ms"}, []string{"stream-heartbeat"}},
 		{"stream heartbeat too long", "", map[string]string{"PARLEY_STREAM_HEARTBEAT": "1h"}, nil, []string{"stream-heartbeat"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"net/url"
@@ -31,7 +32,7 @@ type agentHandler func(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 // browser whoever asks, a token only by a page parley served.
 func (s *Server) agentOnly(h agentHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, cookie, err := s.credential(r)
+		a, cookie, err := s.credential(r.Context(), r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -49,18 +50,18 @@ func (s *Server) agentOnly(h agentHandler) http.Handler {
 // credential returns the agent whose API token or console login the request carries, and the
 // login's cookie when that is what it carries. A stream asks again while it runs, so a token
 // revoked or a login ended closes it.
-func (s *Server) credential(r *http.Request) (a *parley.Agent, cookie string, err error) {
+func (s *Server) credential(ctx context.Context, r *http.Request) (a *parley.Agent, cookie string, err error) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		// A request that names a credential is judged by it alone, never by a cookie too.
 		token, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok {
 			return nil, "", parley.Errorf(parley.EUnauthorized, "use Authorization: Bearer <agent token>")
 		}
-		a, err := s.agents.ByToken(r.Context(), strings.TrimSpace(token))
+		a, err := s.agents.ByToken(ctx, strings.TrimSpace(token))
 		return a, "", err
 	}
 	cookie = cookieValue(r, loginCookie)
-	a, err = s.agents.ByLogin(r.Context(), cookie)
+	a, err = s.agents.ByLogin(ctx, cookie)
 	return a, cookie, err
 }
 

@@ -29,8 +29,8 @@ type Config struct {
 	BodyLimit      int64          // largest JSON body accepted
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed (login rate limits)
 	Files          *files.Service // uploads by agents; nil answers 501
-	// Heartbeat is how often an idle stream is pinged and its credential checked again; 0 is
-	// 15 s.
+	// Heartbeat is how often an idle stream is pinged and its credential checked again. It must
+	// be positive (config.Validate).
 	Heartbeat time.Duration
 }
 
@@ -49,9 +49,6 @@ type Server struct {
 func New(cfg Config, st store.Store, engine *chat.Engine, ag *agents.Service, log *slog.Logger) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 1 << 20
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, store: st, chat: engine, agents: ag, log: log}
 	s.hub = live.New(st, newSource(st, engine), log)

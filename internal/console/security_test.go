@@ -334,10 +334,10 @@ func cidSession(t *testing.T, a *agent, cid string) string {
 }
 
 // TestStreamEndsWithItsCredential checks a live stream checks its credential again at every
-// heartbeat: revoking the token it was opened with, or ending the login, closes it; other
-// agents' streams go on.
+// heartbeat: revoking the token it was opened with, or ending the login, closes it, and the
+// reconnect is refused; other agents' streams go on.
 func TestStreamEndsWithItsCredential(t *testing.T) {
-	const beat = 100 * time.Millisecond
+	const beat = time.Second // the shortest config allows
 	srv := apptest.Start(t, apptest.Options{Backend: apptest.SQLite, NoBrain: true,
 		Configure: func(c *config.Config) { c.StreamHeartbeat = beat }})
 	ann, bob := newAgent(t, srv, "Ann Lee"), newAgent(t, srv, "Bob Ray")
@@ -362,7 +362,8 @@ func TestStreamEndsWithItsCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended("ann's token revoked", annStream.done)
-	time.Sleep(3 * beat)
+	ann.call("GET", "/stream", nil).ExpectError(t, http.StatusUnauthorized, parley.EUnauthorized)
+	time.Sleep(beat + beat/2) // bob's stream has had a heartbeat since
 	select {
 	case <-bobStream.done:
 		t.Fatal("bob's stream ended with ann's token")

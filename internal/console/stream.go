@@ -27,8 +27,9 @@ const (
 
 // Stream timing; the heartbeat is Config.Heartbeat.
 const (
-	writeTimeout = 10 * time.Second // a client that takes longer for one event is dropped
-	retryMS      = 1500             // how soon EventSource reconnects
+	writeTimeout    = 10 * time.Second // a client that takes longer for one event is dropped
+	credentialCheck = 2 * time.Second  // the longest a heartbeat waits to check the stream's credential
+	retryMS         = 1500             // how soon EventSource reconnects
 )
 
 // stream is the live event stream (Server-Sent Events) of everything that changes what the
@@ -82,13 +83,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, a *parley.Agent)
 				return
 			}
 		case <-tick.C:
-			// The credential is checked again: a revoked token, an ended login or a deleted
-			// agent closes the stream (a failed read of the store does not).
-			if _, _, err := s.credential(r); parley.IsCode(err, parley.EUnauthorized) {
-				return
-			}
 			buf.WriteString(": ping\n\n")
 			if !send() {
+				return
+			}
+			// Then the credential is checked again: a revoked token or an ended login closes the
+			// stream. A slow or failed read of the store does not, and holds the stream back at
+			// most credentialCheck.
+			ctx, cancel := context.WithTimeout(r.Context(), credentialCheck)
+			_, _, err := s.credential(ctx, r)
+			cancel()
+			if parley.IsCode(err, parley.EUnauthorized) {
 				return
 			}
 		case <-sub.Ended():

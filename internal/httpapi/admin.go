@@ -28,11 +28,11 @@ func (s *Server) adminOnly(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// adminID returns the {id} path value as an integration ID.
-func adminID(r *http.Request) (string, error) {
-	id, ok := parley.ParseID(r.PathValue("id"))
+// pathID returns the path value name as an ID; a malformed one names nothing: what not found.
+func pathID(r *http.Request, name, what string) (string, error) {
+	id, ok := parley.ParseID(r.PathValue(name))
 	if !ok {
-		return "", parley.Errorf(parley.ENotFound, "integration not found")
+		return "", parley.Errorf(parley.ENotFound, "%s not found", what)
 	}
 	return id, nil
 }
@@ -70,7 +70,7 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getIntegration(w http.ResponseWriter, r *http.Request) {
-	id, err := adminID(r)
+	id, err := pathID(r, "id", "integration")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -84,7 +84,7 @@ func (s *Server) getIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) {
-	id, err := adminID(r)
+	id, err := pathID(r, "id", "integration")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -108,7 +108,7 @@ func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
-	id, err := adminID(r)
+	id, err := pathID(r, "id", "integration")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -125,17 +125,15 @@ func (s *Server) addKey(w http.ResponseWriter, r *http.Request) {
 
 // revokeKey answers 204 once the key is gone; this server refuses it from the next request.
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	id, err := adminID(r)
+	id, err := pathID(r, "id", "integration")
+	var keyID string
+	if err == nil {
+		keyID, err = pathID(r, "key_id", "api key")
+	}
+	if err == nil {
+		err = s.admin.RevokeKey(r.Context(), id, keyID)
+	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	keyID, ok := parley.ParseID(r.PathValue("key_id"))
-	if !ok {
-		s.fail(w, r, parley.Errorf(parley.ENotFound, "api key not found"))
-		return
-	}
-	if err := s.admin.RevokeKey(r.Context(), id, keyID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -173,7 +171,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) replayDeliveries(w http.ResponseWriter, r *http.Request) {
-	id, err := adminID(r)
+	id, err := pathID(r, "id", "integration")
 	if err != nil {
 		s.fail(w, r, err)
 		return

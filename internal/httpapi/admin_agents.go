@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/internal/admin"
 )
 
@@ -31,9 +30,9 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addAgentToken(w http.ResponseWriter, r *http.Request) {
-	id, ok := parley.ParseID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, parley.Errorf(parley.ENotFound, "agent not found"))
+	id, err := pathID(r, "id", "agent")
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	k, plain, err := s.admin.AddAgentToken(r.Context(), id)
@@ -46,17 +45,15 @@ func (s *Server) addAgentToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeAgentToken(w http.ResponseWriter, r *http.Request) {
-	id, ok := parley.ParseID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, parley.Errorf(parley.ENotFound, "agent not found"))
-		return
+	id, err := pathID(r, "id", "agent")
+	var tokenID string
+	if err == nil {
+		tokenID, err = pathID(r, "token_id", "agent token")
 	}
-	tokenID, ok := parley.ParseID(r.PathValue("token_id"))
-	if !ok {
-		s.fail(w, r, parley.Errorf(parley.ENotFound, "agent token not found"))
-		return
+	if err == nil {
+		err = s.admin.RevokeAgentToken(r.Context(), id, tokenID)
 	}
-	if err := s.admin.RevokeAgentToken(r.Context(), id, tokenID); err != nil {
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}

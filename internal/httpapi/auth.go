@@ -25,7 +25,13 @@ type authenticator struct {
 
 	mu    sync.Mutex
 	cache map[string]*authEntry
+	// forgets counts forget calls. A load that began before one may hold what was forgotten (a
+	// key revoked while it read), so it answers its own request but is not cached.
+	forgets uint64
 }
+
+// afterLoad, when set (by tests), runs after entry has read an integration, before it caches it.
+var afterLoad func(id string)
 
 type authEntry struct {
 	in      *parley.Integration
@@ -80,7 +86,7 @@ func apiKey(h string) (string, bool) {
 func (a *authenticator) entry(ctx context.Context, id string) (*authEntry, error) {
 	now := time.Now()
 	a.mu.Lock()
-	e := a.cache[id]
+	e, forgets := a.cache[id], a.forgets
 	a.mu.Unlock()
 	if e != nil && now.Sub(e.loaded) < a.ttl {
 		return e, nil
@@ -108,6 +114,9 @@ func (a *authenticator) entry(ctx context.Context, id string) (*authEntry, error
 	if err != nil {
 		return nil, err
 	}
+	if afterLoad != nil {
+		afterLoad(id)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if e != nil && e.limiter != nil && e.in.RateLimit == fresh.in.RateLimit {
@@ -115,7 +124,9 @@ func (a *authenticator) entry(ctx context.Context, id string) (*authEntry, error
 	} else if fresh.in.RateLimit > 0 {
 		fresh.limiter = newLimiter(fresh.in.RateLimit)
 	}
-	a.cache[id] = fresh
+	if a.forgets == forgets {
+		a.cache[id] = fresh
+	}
 	return fresh, nil
 }
 
@@ -124,6 +135,7 @@ func (a *authenticator) forget(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.cache, id)
+	a.forgets++
 }
 
 // clientIP is the TCP peer, unless the peer is a trusted proxy: then the right-most address of

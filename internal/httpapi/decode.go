@@ -11,37 +11,23 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/parleyhq/parley"
 )
 
-// bodyTimeout bounds how long a client may take to send a body once its headers are in, so a
-// client that trickles bytes cannot hold a request open for ever. The server has no ReadTimeout:
-// it would also cut the console's event streams, which read nothing for hours.
-var bodyTimeout = 30 * time.Second
-
-// ReadBody reads a request body of at most limit bytes, within bodyTimeout. A larger body is
-// payload-too-large and is not read further than the limit.
+// ReadBody reads a request body of at most limit bytes. A larger body is payload-too-large and
+// is not read further than the limit; one that does not arrive within bodyTimeout (Observe) is
+// invalid.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, parley.Errorf(parley.ETooLarge, "body is larger than %d bytes", limit)
 	}
-	// Writers that cannot take a deadline (tests' recorders) read without one.
-	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-		// The deadline stays, and the connection closes after the answer: net/http would
-		// otherwise wait for the rest of the body before it answers.
+		// The connection closes after the answer: net/http would otherwise read on for the
+		// rest of the body before it answers.
 		w.Header().Set("Connection", "close")
 		return nil, parley.Errorf(parley.EInvalid, "the body did not arrive within %v", bodyTimeout)
-	}
-	if deadline {
-		// Lifted once the body is in. net/http lifts it too when the body ends, before it reads
-		// ahead on the connection while the handler runs: a deadline left behind would end the
-		// request when it passed. TestReadBodyTimeout/in_time holds both to it.
-		rc.SetReadDeadline(time.Time{})
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, parley.Errorf(parley.ETooLarge, "body is larger than %d bytes", limit)

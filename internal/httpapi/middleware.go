@@ -48,9 +48,17 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (deadlines, flushing for streams).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Observe gives every request an ID (returned as X-Request-Id), recovers panics into a 500 in
-// the error shape, counts requests and their durations per route, and logs each request at
-// debug level. Errors are logged where they are answered (WriteError).
+// bodyTimeout bounds how long a client may take to send a request's body once its headers are
+// in, so that one trickling bytes cannot hold a request open: whether the handler reads the body
+// (ReadBody answers 400) or not (net/http reads it before answering, to keep the connection). The
+// server has no ReadTimeout: it would also end the console's event streams, which read nothing
+// for hours. net/http lifts the deadline when the body ends; an upload sets a longer one.
+var bodyTimeout = 30 * time.Second
+
+// Observe gives every request an ID (returned as X-Request-Id), bounds the time its body may
+// take, recovers panics into a 500 in the error shape, counts requests and their durations per
+// route, and logs each request at debug level. Errors are logged where they are answered
+// (WriteError).
 func Observe(next http.Handler, log *slog.Logger, reg *metrics.Registry) http.Handler {
 	requests := reg.NewCounterVec("parley_http_requests_total", "HTTP requests answered, by route and status.", "route", "code")
 	durations := reg.NewHistogramVec("parley_http_request_duration_seconds", "Time to answer HTTP requests, by route.", "route")
@@ -58,6 +66,9 @@ func Observe(next http.Handler, log *slog.Logger, reg *metrics.Registry) http.Ha
 		start := time.Now()
 		id := parley.NewRandomID()
 		w.Header().Set("X-Request-Id", id)
+		if r.ContentLength != 0 { // a body, announced or chunked
+			http.NewResponseController(w).SetReadDeadline(start.Add(bodyTimeout))
+		}
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
