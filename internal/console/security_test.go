@@ -14,7 +14,6 @@ import (
 	"github.com/parleyhq/parley/internal/admin"
 	"github.com/parleyhq/parley/internal/app/apptest"
 	"github.com/parleyhq/parley/internal/config"
-	"github.com/parleyhq/parley/internal/store"
 )
 
 // TestIntegrationLimits checks that an agent limited to some integrations sees and touches
@@ -160,6 +159,19 @@ func (b *browser) login(email, password string) *http.Response {
 	return resp
 }
 
+var pageToken = regexp.MustCompile(`name="csrf-token" content="([^"]+)"`)
+
+// csrfToken opens the console, as a signed-in agent, and returns the login's CSRF token.
+func (b *browser) csrfToken() string {
+	b.t.Helper()
+	_, page := b.do("GET", "/console", nil)
+	m := pageToken.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatal("the console page holds no CSRF token")
+	}
+	return m[1]
+}
+
 func (b *browser) cookie(name string) *http.Cookie {
 	for _, c := range b.client.Jar.Cookies(b.base) {
 		if c.Name == name {
@@ -235,8 +247,7 @@ func TestConsoleLogin(t *testing.T) {
 		if resp := b.login(ann.Email, ann.Password); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("login: %d", resp.StatusCode)
 		}
-		_, page := b.do("GET", "/console", nil)
-		token := regexp.MustCompile(`name="csrf-token" content="([^"]+)"`).FindStringSubmatch(page)[1]
+		token := b.csrfToken()
 		join := "/agent/v1/conversations/" + cid + "/join"
 		// Reading needs no token; changing does.
 		if resp, _ := b.do("GET", "/agent/v1/me", nil); resp.StatusCode != http.StatusOK {
@@ -387,9 +398,8 @@ func TestStreamEndsWithItsCredential(t *testing.T) {
 		defer resp.Body.Close()
 		io.Copy(io.Discard, resp.Body)
 	}()
-	hash := parley.HashSecret(b.cookie("parley_login").Value)
-	if err := srv.Main.DB.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteAgentLogin(hash) }); err != nil {
-		t.Fatal(err)
+	if resp, _ := b.form("/console/logout", url.Values{"csrf_token": {b.csrfToken()}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
 	}
 	ended("bob's login ended", loginDone)
 	select {
